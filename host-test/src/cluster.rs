@@ -1,0 +1,336 @@
+//! Runs many nodes of the component concurrently, each in its own task, and records what every
+//! node answered. Tests and the CLI drive a run through this API: start, kill, resign,
+//! partition, wait for a condition, and read the history.
+
+use crate::faults::Faults;
+use crate::history::Observation;
+use crate::runtime::{api, Node, Runtime};
+use crate::{describe_error, event_text};
+use anyhow::{anyhow, Result};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// Shortest and longest pause between two ticks of a node, whatever the elector asks for.
+const MIN_PAUSE: Duration = Duration::from_millis(5);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+enum Command {
+    Resign(oneshot::Sender<Result<api::Status, api::Error>>),
+    Stop,
+}
+
+struct NodeHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    task: JoinHandle<()>,
+    faults: Arc<Faults>,
+}
+
+/// Shared recorder: observations stamped with one clock.
+#[derive(Clone)]
+pub struct Recorder {
+    started: Instant,
+    observations: Arc<Mutex<Vec<Observation>>>,
+    /// Also print each observation as a JSON line (the `node` subcommand).
+    pub echo_json: bool,
+}
+
+impl Recorder {
+    pub fn new() -> Recorder {
+        Recorder {
+            started: Instant::now(),
+            observations: Arc::default(),
+            echo_json: false,
+        }
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    pub fn record(&self, node: &str, answer: &Result<api::Status, api::Error>) -> Observation {
+        let unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let o = observation(node, self.now_ms(), unix_ms, answer);
+        if self.echo_json {
+            println!("{}", serde_json::to_string(&o).unwrap_or_default());
+        }
+        self.observations.lock().unwrap().push(o.clone());
+        o
+    }
+
+    pub fn history(&self) -> Vec<Observation> {
+        self.observations.lock().unwrap().clone()
+    }
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::new()
+    }
+}
+
+/// Turn one answer into an observation.
+pub fn observation(
+    node: &str,
+    at_ms: u64,
+    unix_ms: u64,
+    answer: &Result<api::Status, api::Error>,
+) -> Observation {
+    match answer {
+        Ok(s) => Observation {
+            unix_ms,
+            at_ms,
+            node: node.to_string(),
+            role: match s.role {
+                api::Role::Leader => "leader",
+                api::Role::Follower => "follower",
+            },
+            term: s.fencing_token.or(s.leader.as_ref().map(|l| l.term)),
+            leader: s.leader.as_ref().map(|l| l.node_id.clone()),
+            valid_ms: s.valid_ms,
+            events: s.events.iter().map(event_text).collect(),
+            error: None,
+            last_error: s.last_error.as_ref().map(describe_error),
+        },
+        Err(e) => Observation {
+            unix_ms,
+            at_ms,
+            node: node.to_string(),
+            role: "follower",
+            term: None,
+            leader: None,
+            valid_ms: 0,
+            events: vec![],
+            error: Some(describe_error(e)),
+            last_error: None,
+        },
+    }
+}
+
+/// A set of nodes in one election (or several), sharing one recorder.
+pub struct Cluster {
+    runtime: Arc<Runtime>,
+    s3: api::S3Config,
+    pub recorder: Recorder,
+    nodes: HashMap<String, NodeHandle>,
+}
+
+impl Cluster {
+    pub fn new(runtime: Arc<Runtime>, s3: api::S3Config) -> Cluster {
+        Cluster {
+            runtime,
+            s3,
+            recorder: Recorder::new(),
+            nodes: HashMap::new(),
+        }
+    }
+
+    /// Start a node: stateful (one instance for its whole life) or, with `election.stateless`,
+    /// a fresh instance for every tick. Fails if the config is refused at open.
+    pub async fn start(&mut self, election: api::ElectionConfig) -> Result<()> {
+        let id = election.node_id.clone();
+        let faults = Faults::new();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut driver = Driver {
+            runtime: self.runtime.clone(),
+            s3: self.s3.clone(),
+            election: election.clone(),
+            faults: faults.clone(),
+            recorder: self.recorder.clone(),
+            node: None,
+        };
+        if !election.stateless {
+            driver.node = Some(driver.open().await?);
+        }
+        let task = tokio::spawn(driver.run(rx));
+        self.nodes.insert(
+            id,
+            NodeHandle {
+                commands: tx,
+                task,
+                faults,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stop a node abruptly: no release, its lease must expire.
+    pub fn kill(&mut self, id: &str) {
+        if let Some(n) = self.nodes.remove(id) {
+            n.task.abort();
+        }
+    }
+
+    /// Make a node resign; it keeps running as an observer.
+    pub async fn resign(&self, id: &str) -> Result<Result<api::Status, api::Error>> {
+        let node = self.nodes.get(id).ok_or_else(|| anyhow!("no node {id}"))?;
+        let (tx, rx) = oneshot::channel();
+        node.commands
+            .send(Command::Resign(tx))
+            .map_err(|_| anyhow!("node {id} has stopped"))?;
+        Ok(rx.await?)
+    }
+
+    /// Stop a node cleanly (it resigns first if it leads) and wait for it.
+    pub async fn stop(&mut self, id: &str) {
+        if let Some(n) = self.nodes.remove(id) {
+            let _ = n.commands.send(Command::Stop);
+            let _ = n.task.await;
+        }
+    }
+
+    pub async fn stop_all(&mut self) {
+        let ids: Vec<String> = self.nodes.keys().cloned().collect();
+        for id in ids {
+            self.stop(&id).await;
+        }
+    }
+
+    pub fn faults(&self, id: &str) -> Option<Arc<Faults>> {
+        self.nodes.get(id).map(|n| n.faults.clone())
+    }
+
+    pub fn node_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.nodes.keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    pub fn history(&self) -> Vec<Observation> {
+        self.recorder.history()
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.recorder.now_ms()
+    }
+
+    /// Each running node's latest observation.
+    pub fn latest(&self) -> Vec<Observation> {
+        let history = self.history();
+        let mut latest: HashMap<&str, &Observation> = HashMap::new();
+        for o in &history {
+            if self.nodes.contains_key(&o.node) {
+                latest.insert(&o.node, o);
+            }
+        }
+        let mut out: Vec<Observation> = latest.into_values().cloned().collect();
+        out.sort_by(|a, b| a.node.cmp(&b.node));
+        out
+    }
+
+    /// Poll until `condition` holds on the history (then return the time it held, in ms since
+    /// the run began) or `limit` passes.
+    pub async fn wait_for(
+        &self,
+        limit: Duration,
+        condition: impl Fn(&[Observation]) -> bool,
+    ) -> Option<u64> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if condition(&self.history()) {
+                return Some(self.now_ms());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in self.nodes.values() {
+            n.task.abort();
+        }
+    }
+}
+
+/// One node's loop.
+struct Driver {
+    runtime: Arc<Runtime>,
+    s3: api::S3Config,
+    election: api::ElectionConfig,
+    faults: Arc<Faults>,
+    recorder: Recorder,
+    /// The long-lived instance (stateful nodes only).
+    node: Option<Node>,
+}
+
+impl Driver {
+    /// Open an elector in a new instance. (A free-standing future: `Driver` holds a store,
+    /// which is `Send` but not `Sync`.)
+    fn open(&self) -> impl std::future::Future<Output = Result<Node>> + Send + 'static {
+        let (runtime, s3, election, faults) = (
+            self.runtime.clone(),
+            self.s3.clone(),
+            self.election.clone(),
+            self.faults.clone(),
+        );
+        async move {
+            runtime
+                .open(&s3, &election, faults)
+                .await?
+                .map_err(|e| anyhow!("open {}: {}", election.node_id, describe_error(&e)))
+        }
+    }
+
+    /// The stateful node, or a fresh instance for this call.
+    async fn instance(&mut self) -> Result<&mut Node> {
+        if self.election.stateless || self.node.is_none() {
+            let opening = self.open();
+            self.node = Some(opening.await?);
+        }
+        Ok(self.node.as_mut().expect("opened above"))
+    }
+
+    async fn tick(&mut self) -> Result<Result<api::Status, api::Error>> {
+        self.instance().await?.tick().await
+    }
+
+    async fn resign(&mut self) -> Result<Result<api::Status, api::Error>> {
+        self.instance().await?.resign().await
+    }
+
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
+        let id = self.election.node_id.clone();
+        let retry = Duration::from_millis(500);
+        loop {
+            let pause = match self.tick().await {
+                Ok(answer) => {
+                    self.recorder.record(&id, &answer);
+                    match answer {
+                        Ok(s) => Duration::from_millis(s.next_tick_ms),
+                        Err(_) => retry,
+                    }
+                }
+                Err(trap) => {
+                    eprintln!("{id}: the component trapped: {trap:#}");
+                    return;
+                }
+            };
+            let pause = pause.clamp(MIN_PAUSE, MAX_PAUSE);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                command = commands.recv() => match command {
+                    Some(Command::Resign(reply)) => {
+                        if let Ok(answer) = self.resign().await {
+                            self.recorder.record(&id, &answer);
+                            let _ = reply.send(answer);
+                        }
+                    }
+                    Some(Command::Stop) | None => {
+                        if let Ok(answer) = self.resign().await {
+                            self.recorder.record(&id, &answer);
+                        }
+                        return;
+                    }
+                },
+            }
+        }
+    }
+}

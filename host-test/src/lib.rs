@@ -1,0 +1,76 @@
+//! host-test: a native wasmtime host for the s3-election component. It runs many nodes
+//! ([`cluster`]), injects faults ([`faults`]), records what each node believed and judges it
+//! ([`history`]), and starts a local S3 server when none is configured ([`ministack`]).
+
+pub mod cluster;
+pub mod faults;
+pub mod history;
+pub mod ministack;
+pub mod runtime;
+pub mod store;
+
+use runtime::api;
+use std::path::PathBuf;
+
+/// The workspace root (the folder holding `wit/` and `target/`).
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+/// An election config with every timing left to the component's defaults.
+pub fn election_config(name: &str, node_id: &str, prefix: &str) -> api::ElectionConfig {
+    api::ElectionConfig {
+        name: name.into(),
+        node_id: node_id.into(),
+        key_prefix: prefix.into(),
+        lease_ms: None,
+        renew_deadline_ms: None,
+        retry_period_ms: None,
+        renew_interval_ms: None,
+        grace_ms: None,
+        max_drift_ppm: None,
+        request_timeout_ms: None,
+        metadata: String::new(),
+        stateless: false,
+    }
+}
+
+/// One line for an error, e.g. `access-denied: 403 SignatureDoesNotMatch: ...`.
+pub fn describe_error(e: &api::Error) -> String {
+    let store = |s: &api::StoreError| format!("{} {}: {}", s.status, s.code, s.message);
+    match e {
+        api::Error::InvalidConfig(c) => format!("invalid-config: {}: {}", c.field, c.problem),
+        api::Error::AccessDenied(s) => format!("access-denied: {}", store(s)),
+        api::Error::BucketMissing(b) => format!("bucket-missing: {b}"),
+        api::Error::ForeignRecord(why) => format!("foreign-record: {why}"),
+        api::Error::ConditionalWritesUnsupported(why) => {
+            format!("conditional-writes-unsupported: {why}")
+        }
+        api::Error::Transport(why) => format!("transport: {why}"),
+        api::Error::Store(s) => format!("store: {}", store(s)),
+    }
+}
+
+/// One event as text, e.g. `elected(term=3)`.
+pub fn event_text(e: &api::Event) -> String {
+    match e {
+        api::Event::Elected(term) => format!("elected(term={term})"),
+        api::Event::Demoted(d) => {
+            let reason = match &d.reason {
+                api::DemoteReason::RenewDeadlineExceeded => "renew-deadline-exceeded".to_string(),
+                api::DemoteReason::LeaseLost(Some(h)) => format!("lease-lost to {h}"),
+                api::DemoteReason::LeaseLost(None) => "lease-lost".to_string(),
+                api::DemoteReason::Resigned => "resigned".to_string(),
+                api::DemoteReason::Error => "error".to_string(),
+            };
+            format!("demoted(term={}, {reason})", d.term)
+        }
+        api::Event::LeaderChanged(Some(l)) => {
+            format!("leader-changed({}, term={})", l.node_id, l.term)
+        }
+        api::Event::LeaderChanged(None) => "leader-changed(none)".to_string(),
+    }
+}

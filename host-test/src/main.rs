@@ -1,0 +1,282 @@
+//! `host-test`: run the s3-election component in wasmtime.
+//!
+//! - `host-test demo`: three nodes, a crash failover and a clean handover, printed second by
+//!   second. Uses the store from the AWS_* variables, or starts a local ministack.
+//! - `host-test node`: one node against the store from the AWS_* variables, one JSON line per
+//!   tick on stdout, until SIGINT/SIGTERM (then it resigns and exits 0).
+
+use anyhow::{bail, Context, Result};
+use host_test::cluster::Cluster;
+use host_test::election_config;
+use host_test::history::{self, Observation};
+use host_test::ministack::Ministack;
+use host_test::runtime::{default_component_path, Runtime};
+use host_test::store::Store;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+const USAGE: &str = "usage:
+  host-test demo [--bucket B] [--nodes N] [--lease-ms N] [--component PATH]
+  host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
+                 [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
+                 [--component PATH]
+Store: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+AWS_SESSION_TOKEN, AWS_REGION. Without an endpoint, `demo` starts a local ministack.";
+
+/// `--name value` and `--flag` arguments.
+struct Args {
+    values: HashMap<String, String>,
+    flags: Vec<String>,
+}
+
+impl Args {
+    fn parse(raw: &[String], flags: &[&str]) -> Result<Args> {
+        let mut args = Args {
+            values: HashMap::new(),
+            flags: Vec::new(),
+        };
+        let mut it = raw.iter();
+        while let Some(a) = it.next() {
+            let Some(name) = a.strip_prefix("--") else {
+                bail!("unexpected argument {a:?}\n{USAGE}");
+            };
+            if flags.contains(&name) {
+                args.flags.push(name.to_string());
+            } else {
+                let value = it
+                    .next()
+                    .with_context(|| format!("--{name} needs a value"))?;
+                args.values.insert(name.to_string(), value.clone());
+            }
+        }
+        Ok(args)
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.values.get(name).map(String::as_str)
+    }
+
+    fn require(&self, name: &str) -> Result<&str> {
+        self.get(name)
+            .with_context(|| format!("--{name} is required\n{USAGE}"))
+    }
+
+    fn number(&self, name: &str) -> Result<Option<u32>> {
+        self.get(name)
+            .map(|v| {
+                v.parse()
+                    .with_context(|| format!("--{name} must be a number"))
+            })
+            .transpose()
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        self.flags.iter().any(|f| f == name)
+    }
+
+    fn component(&self) -> PathBuf {
+        self.get("component")
+            .map(PathBuf::from)
+            .unwrap_or_else(default_component_path)
+    }
+}
+
+fn main() {
+    let raw: Vec<String> = std::env::args().skip(1).collect();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let result = match raw.first().map(String::as_str) {
+        Some("demo") => runtime.block_on(demo(&raw[1..])),
+        Some("node") => runtime.block_on(node(&raw[1..])),
+        _ => {
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+async fn node(raw: &[String]) -> Result<()> {
+    let args = Args::parse(raw, &["stateless"])?;
+    let store = Store::from_env()
+        .context("`node` needs a store: set AWS_ENDPOINT_URL_S3 and the AWS_* credentials")??;
+    let runtime = Arc::new(Runtime::load(&args.component())?);
+    let mut election = election_config(
+        args.require("election")?,
+        args.require("node-id")?,
+        args.get("prefix").unwrap_or(""),
+    );
+    election.lease_ms = args.number("lease-ms")?;
+    election.renew_deadline_ms = args.number("renew-deadline-ms")?;
+    election.retry_period_ms = args.number("retry-ms")?;
+    election.metadata = args.get("metadata").unwrap_or("").to_string();
+    election.stateless = args.flag("stateless");
+    let id = election.node_id.clone();
+    let mut cluster = Cluster::new(runtime, store.s3_config(args.require("bucket")?));
+    cluster.recorder.echo_json = true;
+    cluster.start(election).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    // Stopping resigns first, so a leader hands over at once.
+    cluster.stop(&id).await;
+    Ok(())
+}
+
+async fn demo(raw: &[String]) -> Result<()> {
+    let args = Args::parse(raw, &[])?;
+    let nodes = args.number("nodes")?.unwrap_or(3).max(2);
+    let lease_ms = args.number("lease-ms")?.unwrap_or(3000);
+
+    // The store: the one configured, or a local ministack with a verified IAM key.
+    let _ministack;
+    let (store, bucket) = match Store::from_env() {
+        Some(store) => (store?, args.require("bucket")?.to_string()),
+        None => {
+            println!("No AWS_ENDPOINT_URL_S3 set: starting a local ministack (SigV4 verified with an IAM-created key)...");
+            let m = Ministack::start()?;
+            let store = m.store.clone();
+            println!("ministack on {} (log {})", store.endpoint, m.log.display());
+            _ministack = m;
+            let bucket = args.get("bucket").unwrap_or("s3-election-demo").to_string();
+            store.create_bucket(&bucket)?;
+            (store, bucket)
+        }
+    };
+    let runtime = Arc::new(Runtime::load(&args.component())?);
+    println!(
+        "component {} ({} KiB), compiled in {} ms",
+        runtime.component_path.display(),
+        runtime.component_bytes / 1024,
+        runtime.compile_time.as_millis()
+    );
+    let prefix = format!("demo-{}/", std::process::id());
+    println!(
+        "election `demo` in s3://{bucket}/{prefix}demo/lease, {nodes} nodes, lease {lease_ms} ms\n"
+    );
+
+    let mut cluster = Cluster::new(runtime, store.s3_config(&bucket));
+    for i in 1..=nodes {
+        let mut e = election_config("demo", &format!("node-{i}"), &prefix);
+        e.lease_ms = Some(lease_ms);
+        e.metadata = format!("pid={} slot={i}", std::process::id());
+        cluster.start(e).await?;
+    }
+    let lease = Duration::from_millis(u64::from(lease_ms));
+    let limit = lease * 4;
+
+    let first = cluster
+        .wait_for(limit, |h| h.iter().any(Observation::is_leader))
+        .await
+        .context("no leader was elected")?;
+    println!("first leader after {first} ms");
+    show(&cluster, 4).await;
+
+    let leader = current_leader(&cluster).context("no leader to kill")?;
+    let counts_before: Vec<_> = cluster
+        .node_ids()
+        .iter()
+        .map(|id| (id.clone(), cluster.faults(id).map(|f| f.requests())))
+        .collect();
+    println!("\n>>> killing {leader} (no release: its lease has to expire)");
+    let killed_at = cluster.now_ms();
+    cluster.kill(&leader);
+    let failover = cluster
+        .wait_for(limit, |h| {
+            h.iter()
+                .any(|o| o.at_ms > killed_at && o.is_leader() && o.node != leader)
+        })
+        .await
+        .context("no failover")?
+        - killed_at;
+    println!(
+        ">>> failover took {failover} ms ({:.2} × lease)",
+        failover as f64 / lease_ms as f64
+    );
+    show(&cluster, 4).await;
+
+    let leader2 = current_leader(&cluster).context("no leader to resign")?;
+    println!("\n>>> {leader2} resigns (conditional write of a released record)");
+    let resigned_at = cluster.now_ms();
+    cluster.resign(&leader2).await??;
+    let handover = cluster
+        .wait_for(limit, |h| {
+            h.iter()
+                .any(|o| o.at_ms > resigned_at && o.is_leader() && o.node != leader2)
+        })
+        .await
+        .context("no handover")?
+        - resigned_at;
+    println!(">>> handover took {handover} ms");
+    show(&cluster, 3).await;
+
+    let elapsed_s = (cluster.now_ms() - killed_at) as f64 / 1000.0;
+    println!("\nrequests since the kill (GET / PUT), per node:");
+    for (id, before) in counts_before {
+        if let (Some(before), Some(now)) = (before, cluster.faults(&id).map(|f| f.requests())) {
+            let (gets, puts) = (now.gets - before.gets, now.puts - before.puts);
+            println!(
+                "  {id}: {gets} GET, {puts} PUT in {elapsed_s:.1} s ({:.2} requests/s)",
+                (gets + puts) as f64 / elapsed_s
+            );
+        }
+    }
+    cluster.stop_all().await;
+    let history = cluster.history();
+    match history::check(&history) {
+        Ok(()) => println!(
+            "\ninvariants hold over {} observations: never two leaders, terms only grow",
+            history.len()
+        ),
+        Err(v) => bail!("INVARIANT VIOLATED: {v}"),
+    }
+    println!("summary: first election {first} ms, failover {failover} ms, handover {handover} ms (lease {lease_ms} ms)");
+    Ok(())
+}
+
+fn current_leader(cluster: &Cluster) -> Option<String> {
+    cluster
+        .latest()
+        .into_iter()
+        .find(|o| o.is_leader())
+        .map(|o| o.node)
+}
+
+/// Print who leads, once a second, for `seconds` seconds.
+async fn show(cluster: &Cluster, seconds: u32) {
+    for _ in 0..seconds {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let latest = cluster.latest();
+        let leader = latest
+            .iter()
+            .find(|o| o.is_leader())
+            .map(|o| format!("{} (term {})", o.node, o.term.unwrap_or(0)))
+            .unwrap_or_else(|| "none".into());
+        let nodes: Vec<String> = latest
+            .iter()
+            .map(|o| match (o.is_leader(), &o.error) {
+                (true, _) => format!(
+                    "{}: LEADER valid {:.1}s",
+                    o.node,
+                    o.valid_ms as f64 / 1000.0
+                ),
+                (false, Some(e)) => format!("{}: error {e}", o.node),
+                (false, None) => format!("{}: follower", o.node),
+            })
+            .collect();
+        println!(
+            "t={:>5.1}s  leader {leader:<18} | {}",
+            cluster.now_ms() as f64 / 1000.0,
+            nodes.join(" | ")
+        );
+    }
+}

@@ -1,0 +1,215 @@
+//! Loads the component once and opens nodes from it: one wasmtime store, WASI context and
+//! elector per node. Every outgoing request goes through [`NodeHooks::send_request`], the single
+//! place where faults are injected and requests counted.
+
+use crate::faults::Faults;
+use anyhow::{anyhow, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+use wasmtime::component::{Component, Linker, ResourceAny};
+use wasmtime::{Config, Engine, Store};
+use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+mod bindings {
+    // The host only calls the exports; WASI imports come from wasmtime-wasi(-http)'s own
+    // linker functions, so the bindings are generated for a world that only exports.
+    wasmtime::component::bindgen!({
+        inline: "
+            package host-test:view;
+            world election-host {
+                export s3-election:election/election@0.1.0;
+            }
+        ",
+        path: "../wit",
+        world: "host-test:view/election-host",
+        exports: { default: async },
+    });
+}
+
+pub use bindings::exports::s3_election::election::election as api;
+use bindings::{ElectionHost as ElectionComponent, ElectionHostPre as ElectionComponentPre};
+
+/// The component's path: `$S3_ELECTION_WASM`, or the release build in this workspace.
+pub fn default_component_path() -> PathBuf {
+    if let Some(p) = std::env::var_os("S3_ELECTION_WASM") {
+        return PathBuf::from(p);
+    }
+    crate::workspace_dir().join("target/wasm32-wasip2/release/s3_election.wasm")
+}
+
+/// Per-node store data.
+pub struct NodeState {
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    table: ResourceTable,
+    hooks: NodeHooks,
+}
+
+impl WasiView for NodeState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for NodeState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.hooks,
+        }
+    }
+}
+
+/// The outgoing-request hook of one node.
+pub struct NodeHooks {
+    faults: Arc<Faults>,
+}
+
+impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
+    fn send_request(
+        &mut self,
+        request: http::Request<wasmtime_wasi_http::WasiBody>,
+        options: Option<wasmtime_wasi_http::RequestOptions>,
+        fut: Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<
+        dyn std::future::Future<
+                Output = Result<
+                    (
+                        http::Response<wasmtime_wasi_http::WasiBody>,
+                        Box<
+                            dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>>
+                                + Send,
+                        >,
+                    ),
+                    wasmtime_wasi_http::Error,
+                >,
+            > + Send,
+    > {
+        _ = fut;
+        let faults = self.faults.clone();
+        Box::new(async move {
+            faults.count(request.method());
+            if faults.is_partitioned() {
+                return Err(wasmtime_wasi_http::Error::ConnectionRefused);
+            }
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
+/// A compiled component, ready to open many nodes.
+pub struct Runtime {
+    engine: Engine,
+    pre: ElectionComponentPre<NodeState>,
+    pub component_path: PathBuf,
+    pub component_bytes: u64,
+    /// Compile time of the component, for the benchmark table.
+    pub compile_time: std::time::Duration,
+}
+
+impl Runtime {
+    pub fn load(path: &Path) -> Result<Runtime> {
+        let bytes = std::fs::read(path).with_context(|| {
+            format!(
+                "reading the component {} (build it with `make component`)",
+                path.display()
+            )
+        })?;
+        let config = Config::new();
+        let engine = Engine::new(&config)?;
+        let started = Instant::now();
+        let component = Component::new(&engine, &bytes)
+            .map_err(|e| anyhow!("compiling {}: {e:#}", path.display()))?;
+        let compile_time = started.elapsed();
+        let mut linker = Linker::<NodeState>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        let pre = ElectionComponentPre::new(linker.instantiate_pre(&component)?)?;
+        Ok(Runtime {
+            engine,
+            pre,
+            component_path: path.to_path_buf(),
+            component_bytes: bytes.len() as u64,
+            compile_time,
+        })
+    }
+
+    /// The names of everything the component imports (for the "only wasi:*" check).
+    pub fn import_names(&self) -> Vec<String> {
+        self.pre
+            .instance_pre()
+            .component()
+            .component_type()
+            .imports(&self.engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
+    }
+
+    /// Instantiate the component and open an elector in it.
+    pub async fn open(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<Result<Node, api::Error>> {
+        let wasi = WasiCtxBuilder::new().inherit_stderr().build();
+        let mut store = Store::new(
+            &self.engine,
+            NodeState {
+                wasi,
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                hooks: NodeHooks { faults },
+            },
+        );
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let opened = instance
+            .s3_election_election_election()
+            .elector()
+            .call_open(&mut store, s3, election)
+            .await?;
+        Ok(opened.map(|elector| Node {
+            store,
+            instance,
+            elector,
+        }))
+    }
+}
+
+/// One running component instance with one elector.
+pub struct Node {
+    store: Store<NodeState>,
+    instance: ElectionComponent,
+    elector: ResourceAny,
+}
+
+impl Node {
+    pub async fn tick(&mut self) -> Result<Result<api::Status, api::Error>> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api.elector().call_tick(&mut self.store, elector).await?)
+    }
+
+    pub async fn resign(&mut self) -> Result<Result<api::Status, api::Error>> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api.elector().call_resign(&mut self.store, elector).await?)
+    }
+
+    pub async fn query_leader(&mut self) -> Result<Result<Option<api::LeaderInfo>, api::Error>> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api
+            .elector()
+            .call_query_leader(&mut self.store, elector)
+            .await?)
+    }
+}

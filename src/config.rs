@@ -1,0 +1,470 @@
+//! Configuration and its validation. Everything here is checked before any request is sent, so
+//! a bad setting is a [`ConfigError`] at open time, never a surprise during an election.
+
+use std::fmt;
+use std::time::Duration;
+
+/// A credential that never shows itself in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    /// The secret itself; call only where it is used for signing.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Where the bucket is and how to sign requests to it.
+#[derive(Clone, Debug)]
+pub struct S3Config {
+    /// `http://host[:port]` or `https://host[:port]`, without the bucket.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// `true`: `endpoint/bucket/key` (ministack, Ceph, most self-hosted stores).
+    /// `false`: `bucket.endpoint/key` (AWS's virtual-hosted style).
+    pub path_style: bool,
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+    /// Ceph RGW and some others only match `If-Match` against the ETag without its quotes.
+    pub unquoted_etags: bool,
+}
+
+/// Timing of the election. See [`Timings::for_lease`] for the defaults and why they are safe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timings {
+    /// How long a lease lasts after the write that took or renewed it.
+    pub lease: Duration,
+    /// A leader that has not confirmed a renewal for this long steps down. Must be shorter
+    /// than the lease (after drift), so the leader stops before anyone else may take over.
+    pub renew_deadline: Duration,
+    /// Pause between retries of a failed request, and between follower polls.
+    pub retry_period: Duration,
+    /// How often a healthy leader renews.
+    pub renew_interval: Duration,
+    /// Extra time a follower waits beyond the lease before taking over. Covers clock-rate
+    /// differences between nodes and request latency.
+    pub grace: Duration,
+    /// Largest clock-rate error assumed between any two nodes, in parts per million.
+    pub max_drift_ppm: u32,
+    /// Timeout for one request (connect, first byte, and between bytes).
+    pub request_timeout: Duration,
+}
+
+impl Timings {
+    /// Client-go's proportions (15 s / 10 s / 2 s), scaled to `lease`: renew deadline 2/3 of the
+    /// lease, retry period 2/15, renew interval 1/3 (three renewals per lease instead of
+    /// client-go's one per retry period: cheaper, still two retries before the deadline),
+    /// grace 1/15, drift 1 %.
+    pub fn for_lease(lease: Duration) -> Timings {
+        let retry_period = lease * 2 / 15;
+        Timings {
+            lease,
+            renew_deadline: lease * 2 / 3,
+            retry_period,
+            renew_interval: lease / 3,
+            grace: lease / 15,
+            max_drift_ppm: 10_000,
+            request_timeout: retry_period,
+        }
+    }
+
+    /// `d` shrunk by the drift bound: what a node may count on from a duration measured by
+    /// a clock that may run fast.
+    pub fn shrink_by_drift(&self, d: Duration) -> Duration {
+        d - d * self.max_drift_ppm / 1_000_000
+    }
+
+    /// The least grace that covers the drift of a lease of this length.
+    pub fn drift_allowance(&self, lease: Duration) -> Duration {
+        lease * self.max_drift_ppm / 1_000_000 + Duration::from_millis(1)
+    }
+}
+
+impl Default for Timings {
+    fn default() -> Self {
+        Timings::for_lease(Duration::from_secs(15))
+    }
+}
+
+/// Who this node is and which election it takes part in.
+#[derive(Clone, Debug)]
+pub struct ElectionConfig {
+    /// Name of the election; one lease object per name.
+    pub name: String,
+    /// Unique among the live nodes of this election.
+    pub node_id: String,
+    /// Prepended to every key; empty, or ending in `/`.
+    pub key_prefix: String,
+    pub timings: Timings,
+    /// Free text the leader publishes in the lease record (an address, a version…).
+    pub metadata: String,
+    /// A fresh instance per call that remembers nothing: takeover is judged by the store's own
+    /// clock (`Date - Last-Modified`), since no local observation survives between calls.
+    pub stateless: bool,
+}
+
+impl ElectionConfig {
+    /// The key of the lease object.
+    pub fn lease_key(&self) -> String {
+        format!("{}{}/lease", self.key_prefix, self.name)
+    }
+}
+
+/// A setting that cannot work, found before any I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field, as named in the WIT config records.
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        field,
+        problem: problem.into(),
+    }
+}
+
+pub const MAX_NAME_LEN: usize = 128;
+pub const MAX_PREFIX_LEN: usize = 512;
+pub const MAX_METADATA_LEN: usize = 4096;
+
+/// Names end up in S3 keys and URLs: keep them to characters that need no escaping anywhere.
+fn check_name(field: &'static str, value: &str) -> Result<(), ConfigError> {
+    if value.is_empty() {
+        return Err(invalid(field, "must not be empty"));
+    }
+    if value.len() > MAX_NAME_LEN {
+        return Err(invalid(field, format!("longer than {MAX_NAME_LEN} bytes")));
+    }
+    if value == "." || value == ".." {
+        return Err(invalid(field, "must not be `.` or `..`"));
+    }
+    if let Some(c) = value
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(invalid(
+            field,
+            format!("character {c:?} not allowed (use A-Z a-z 0-9 - _ .)"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_prefix(value: &str) -> Result<(), ConfigError> {
+    const FIELD: &str = "key-prefix";
+    if value.is_empty() {
+        return Ok(());
+    }
+    if value.len() > MAX_PREFIX_LEN {
+        return Err(invalid(
+            FIELD,
+            format!("longer than {MAX_PREFIX_LEN} bytes"),
+        ));
+    }
+    if !value.ends_with('/') || value.starts_with('/') {
+        return Err(invalid(FIELD, "must end with `/` and not start with `/`"));
+    }
+    for segment in value[..value.len() - 1].split('/') {
+        check_name(FIELD, segment)?;
+    }
+    Ok(())
+}
+
+impl ElectionConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_name("name", &self.name)?;
+        check_name("node-id", &self.node_id)?;
+        check_prefix(&self.key_prefix)?;
+        if self.metadata.len() > MAX_METADATA_LEN {
+            return Err(invalid(
+                "metadata",
+                format!("longer than {MAX_METADATA_LEN} bytes"),
+            ));
+        }
+        self.timings.validate()
+    }
+}
+
+impl Timings {
+    /// The relations that make the protocol safe and live (client-go's checks, plus drift).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let ms = |d: Duration| d.as_millis();
+        if self.lease < Duration::from_millis(100) || self.lease > Duration::from_secs(3600) {
+            return Err(invalid("lease-ms", "must be between 100 ms and 1 hour"));
+        }
+        if self.max_drift_ppm > 100_000 {
+            return Err(invalid("max-drift-ppm", "must be at most 100000 (10 %)"));
+        }
+        let usable_lease = self.shrink_by_drift(self.lease);
+        if self.renew_deadline >= usable_lease {
+            return Err(invalid(
+                "renew-deadline-ms",
+                format!(
+                    "must be shorter than the lease less drift ({} ms), so a leader steps down before its lease can be taken",
+                    ms(usable_lease)
+                ),
+            ));
+        }
+        if self.retry_period.is_zero() || self.retry_period >= self.renew_deadline {
+            return Err(invalid(
+                "retry-period-ms",
+                "must be above zero and shorter than the renew deadline",
+            ));
+        }
+        if self.renew_interval.is_zero()
+            || self.renew_interval + self.retry_period > self.renew_deadline
+        {
+            return Err(invalid(
+                "renew-interval-ms",
+                "renew interval + retry period must fit in the renew deadline (at least one retry before stepping down)",
+            ));
+        }
+        let least_grace = self.drift_allowance(self.lease);
+        if self.grace < least_grace {
+            return Err(invalid(
+                "grace-ms",
+                format!(
+                    "must be at least {} ms to cover clock drift over one lease",
+                    ms(least_grace)
+                ),
+            ));
+        }
+        if self.request_timeout.is_zero() || self.request_timeout > self.renew_deadline {
+            return Err(invalid(
+                "request-timeout-ms",
+                "must be above zero and at most the renew deadline",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl S3Config {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let rest = self
+            .endpoint
+            .strip_prefix("http://")
+            .or_else(|| self.endpoint.strip_prefix("https://"))
+            .ok_or_else(|| invalid("endpoint", "must start with http:// or https://"))?;
+        let host = rest.trim_end_matches('/');
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(invalid(
+                "endpoint",
+                "must be scheme://host[:port] with no path, query or user info",
+            ));
+        }
+        if host.parse::<http::uri::Authority>().is_err() {
+            return Err(invalid("endpoint", "host is not a valid authority"));
+        }
+        if self.region.is_empty()
+            || !self
+                .region
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
+        {
+            return Err(invalid("region", "must be non-empty: a-z 0-9 -"));
+        }
+        // S3's bucket naming rules (3-63 of a-z 0-9 . -), which also keep virtual-hosted URLs valid.
+        let b = &self.bucket;
+        let ok_chars = b
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        let ok_ends = b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && b.ends_with(|c: char| c.is_ascii_alphanumeric());
+        if !(3..=63).contains(&b.len()) || !ok_chars || !ok_ends {
+            return Err(invalid(
+                "bucket",
+                "must be 3-63 characters of a-z 0-9 . - starting and ending with a letter or digit",
+            ));
+        }
+        if self.access_key_id.is_empty() || self.access_key_id.contains(char::is_whitespace) {
+            return Err(invalid("access-key-id", "must be non-empty without spaces"));
+        }
+        if self.secret_access_key.expose().is_empty() {
+            return Err(invalid("secret-access-key", "must not be empty"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn election() -> ElectionConfig {
+        ElectionConfig {
+            name: "jobs".into(),
+            node_id: "node-1".into(),
+            key_prefix: "elections/".into(),
+            timings: Timings::default(),
+            metadata: String::new(),
+            stateless: false,
+        }
+    }
+
+    fn s3() -> S3Config {
+        S3Config {
+            endpoint: "http://127.0.0.1:4566".into(),
+            region: "us-east-1".into(),
+            bucket: "my-bucket".into(),
+            path_style: true,
+            access_key_id: "AKID".into(),
+            secret_access_key: Secret::new("very-secret"),
+            session_token: None,
+            unquoted_etags: false,
+        }
+    }
+
+    fn field_of(r: Result<(), ConfigError>) -> &'static str {
+        r.expect_err("config should be rejected").field
+    }
+
+    #[test]
+    fn defaults_are_valid_for_many_lease_lengths() {
+        for ms in [100, 1000, 1500, 3000, 15_000, 60_000, 3_600_000] {
+            let t = Timings::for_lease(Duration::from_millis(ms));
+            assert_eq!(t.validate(), Ok(()), "lease {ms} ms");
+        }
+        assert_eq!(election().validate(), Ok(()));
+        assert_eq!(s3().validate(), Ok(()));
+    }
+
+    #[test]
+    fn renew_deadline_must_be_shorter_than_the_drifted_lease() {
+        let mut c = election();
+        c.timings.renew_deadline = c.timings.lease;
+        assert_eq!(field_of(c.validate()), "renew-deadline-ms");
+        // Shorter than the lease, but not shorter than the lease less 1 % drift.
+        c.timings.renew_deadline = c.timings.lease - Duration::from_millis(100);
+        assert_eq!(field_of(c.validate()), "renew-deadline-ms");
+    }
+
+    #[test]
+    fn retry_period_must_be_shorter_than_renew_deadline() {
+        let mut c = election();
+        c.timings.retry_period = c.timings.renew_deadline;
+        assert_eq!(field_of(c.validate()), "retry-period-ms");
+        c.timings.retry_period = Duration::ZERO;
+        assert_eq!(field_of(c.validate()), "retry-period-ms");
+    }
+
+    #[test]
+    fn renew_interval_must_leave_room_for_a_retry() {
+        let mut c = election();
+        c.timings.renew_interval = c.timings.renew_deadline;
+        assert_eq!(field_of(c.validate()), "renew-interval-ms");
+    }
+
+    #[test]
+    fn grace_must_cover_drift() {
+        let mut c = election();
+        c.timings.grace = Duration::from_millis(100); // 1 % of 15 s is 150 ms
+        assert_eq!(field_of(c.validate()), "grace-ms");
+    }
+
+    #[test]
+    fn lease_bounds_and_drift_bound() {
+        let mut c = election();
+        c.timings = Timings::for_lease(Duration::from_millis(50));
+        assert_eq!(field_of(c.validate()), "lease-ms");
+        let mut c = election();
+        c.timings.max_drift_ppm = 200_000;
+        assert_eq!(field_of(c.validate()), "max-drift-ppm");
+    }
+
+    #[test]
+    fn request_timeout_is_bounded_by_renew_deadline() {
+        let mut c = election();
+        c.timings.request_timeout = c.timings.lease;
+        assert_eq!(field_of(c.validate()), "request-timeout-ms");
+    }
+
+    #[test]
+    fn names_must_be_safe_as_s3_keys() {
+        for bad in ["", ".", "..", "a/b", "a b", "ä", "x?y", &"n".repeat(129)] {
+            let mut c = election();
+            c.name = bad.into();
+            assert_eq!(field_of(c.validate()), "name", "{bad:?}");
+            let mut c = election();
+            c.node_id = bad.into();
+            assert_eq!(field_of(c.validate()), "node-id", "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn prefix_must_be_empty_or_segments_ending_in_slash() {
+        for good in ["", "a/", "a/b-c/", "x.y_z/"] {
+            let mut c = election();
+            c.key_prefix = good.into();
+            assert_eq!(c.validate(), Ok(()), "{good:?}");
+        }
+        for bad in ["a", "/a/", "a//", "a/../", "a b/"] {
+            let mut c = election();
+            c.key_prefix = bad.into();
+            assert_eq!(field_of(c.validate()), "key-prefix", "{bad:?}");
+        }
+        assert_eq!(election().lease_key(), "elections/jobs/lease");
+    }
+
+    #[test]
+    fn metadata_is_bounded() {
+        let mut c = election();
+        c.metadata = "m".repeat(MAX_METADATA_LEN + 1);
+        assert_eq!(field_of(c.validate()), "metadata");
+    }
+
+    #[test]
+    fn s3_settings_are_checked() {
+        type Breaker = fn(&mut S3Config);
+        let cases: [(&str, Breaker); 7] = [
+            ("endpoint", |c| c.endpoint = "127.0.0.1:4566".into()),
+            ("endpoint", |c| c.endpoint = "http://h/path".into()),
+            ("endpoint", |c| c.endpoint = "http://".into()),
+            ("region", |c| c.region = "".into()),
+            ("bucket", |c| c.bucket = "No_Caps".into()),
+            ("access-key-id", |c| c.access_key_id = "".into()),
+            ("secret-access-key", |c| {
+                c.secret_access_key = Secret::new("")
+            }),
+        ];
+        for (field, break_it) in cases {
+            let mut c = s3();
+            break_it(&mut c);
+            assert_eq!(field_of(c.validate()), field);
+        }
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let mut c = s3();
+        c.session_token = Some(Secret::new("session-xyz"));
+        let shown = format!("{c:?}");
+        assert!(
+            !shown.contains("very-secret") && !shown.contains("session-xyz"),
+            "{shown}"
+        );
+        assert!(shown.contains("AKID"));
+    }
+}

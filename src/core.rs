@@ -1,0 +1,813 @@
+//! The election state machine. Sans-IO: it reads no clock, sends nothing and never blocks.
+//! Time comes in as [`Instant`]s from a monotonic clock; requests go out as [`Request`]s and
+//! come back as [`Outcome`]s, so the same code runs inside the WebAssembly component, in unit
+//! tests and in the deterministic simulator.
+//!
+//! # Call order
+//! 1. [`Elector::handle_timeout`] with the current time (an extra call is harmless).
+//! 2. While [`Elector::poll_request`] returns a request: send it, then hand the answer to
+//!    [`Elector::handle_response`]. One request is in flight at a time. Stop after
+//!    [`MAX_REQUESTS_PER_TICK`] to keep a step bounded.
+//! 3. Drain [`Elector::poll_event`], read [`Elector::status`] and [`Elector::take_error`],
+//!    and call again at [`Elector::poll_timeout`].
+//!
+//! # What is guaranteed
+//! At most one node believes it leads at any instant, provided (a) node ids are unique among
+//! live nodes, (b) the store honours `If-None-Match` / `If-Match` atomically, and (c) clocks
+//! run at rates within `max_drift_ppm` of each other. Absolute clock offsets do not matter:
+//! no node ever compares its clock with a timestamp written by another node.
+//! - Every write to the lease is conditional (create with `If-None-Match: *`, then `If-Match`
+//!   the ETag this node last read or wrote), so of two racing writers at most one wins.
+//! - A leader believes it leads until `send time of its last confirmed write + lease × (1 −
+//!   drift)`, and steps down earlier, at `+ renew_deadline`, if it cannot confirm a renewal.
+//! - A follower takes over only a released record, or one it has seen unchanged for
+//!   `lease + grace` on its own clock (client-go's observed-time rule), or, in stateless mode,
+//!   one the store's own clock says is older than `lease + grace + 1 s`.
+//! - The term is a fencing token: +1 on every acquisition, unchanged across renewals. Pass it
+//!   to whatever the leader writes to, so a deposed leader that still acts (a long pause) is
+//!   refused there. This library cannot stop a paused process from acting; fencing can.
+
+use crate::config::ElectionConfig;
+use crate::error::Error;
+use crate::record::{LeaseRecord, FORMAT};
+use crate::time::Instant;
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Upper bound on requests in one step, so that a `tick` returns in bounded time.
+pub const MAX_REQUESTS_PER_TICK: usize = 4;
+
+/// How often a write that got `409 ConditionalRequestConflict` is sent again at once before it
+/// is settled by reading the record back.
+const MAX_CONFLICT_RETRIES: u8 = 2;
+
+/// An ETag exactly as the store returned it (quotes included).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ETag(pub String);
+
+/// The condition of a PUT. There is deliberately no unconditional mode.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    /// `If-None-Match: *`: fails with 412 if the object exists.
+    Create,
+    /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag.
+    Update(ETag),
+}
+
+/// A request for the lease object, to be signed and sent by the IO layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Request {
+    /// GET; with `if_none_match`, an unchanged object is answered `304` without a body.
+    Get { if_none_match: Option<ETag> },
+    /// Conditional PUT of a JSON lease record.
+    Put { mode: PutMode, body: Vec<u8> },
+}
+
+/// What the store answered, already normalised across stores by the S3 layer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// GET 200. Times are the store's own clock, in Unix seconds.
+    Found {
+        etag: ETag,
+        body: Vec<u8>,
+        last_modified: Option<u64>,
+        date: Option<u64>,
+    },
+    /// GET 304: unchanged since the ETag we sent.
+    NotModified { date: Option<u64> },
+    /// GET 404 `NoSuchKey`.
+    NotFound,
+    /// PUT 200.
+    Written { etag: ETag },
+    /// PUT 412, or 404 to `If-Match` on a missing key: the condition did not hold.
+    PreconditionFailed,
+    /// 409 `ConditionalRequestConflict`: a concurrent write; retry.
+    Conflict,
+    /// No usable answer (timeout, connection error, 5xx, throttling). A write may or may not
+    /// have been applied.
+    Transient(Error),
+    /// An answer that retrying will not change (credentials, missing bucket, …).
+    Fatal(Error),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Leader,
+    Follower,
+}
+
+/// The leader as this node currently sees it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderInfo {
+    pub node_id: String,
+    pub term: u64,
+    pub metadata: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DemoteReason {
+    /// No renewal could be confirmed within the renew deadline.
+    RenewDeadlineExceeded,
+    /// The lease record no longer names this node (taken over, or removed).
+    LeaseLost { holder: Option<String> },
+    /// [`Elector::resign`] was called.
+    Resigned,
+    /// A fatal error while leading (see [`Elector::take_error`]).
+    Error,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// This node became leader; `term` is its fencing token.
+    Elected { term: u64 },
+    /// This node stopped leading.
+    Demoted { term: u64, reason: DemoteReason },
+    /// The leader as seen from here changed (another node, another term, or none).
+    LeaderChanged { leader: Option<LeaderInfo> },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub leader: Option<LeaderInfo>,
+    /// The term, while leading.
+    pub fencing_token: Option<u64>,
+    /// How much longer this node's leadership is valid without a further renewal; zero when
+    /// not leading.
+    pub valid_for: Duration,
+    /// When the elector next needs a step.
+    pub next_step_in: Duration,
+    /// The last transient problem, if the last attempt failed (the elector is retrying).
+    pub last_error: Option<Error>,
+}
+
+/// What we last saw of the lease object.
+#[derive(Clone, Debug)]
+enum View {
+    /// Not read yet.
+    Unknown,
+    /// The store said there is no lease object.
+    Missing,
+    Present(Observed),
+}
+
+#[derive(Clone, Debug)]
+struct Observed {
+    etag: ETag,
+    record: LeaseRecord,
+    /// When this ETag was first seen, on our clock: the start of the observed-time rule.
+    observed_at: Instant,
+    /// The store's `Last-Modified` of this version (1 s resolution).
+    last_modified: Option<u64>,
+    /// `Date - Last-Modified` at the last read: the record's age by the store's clock.
+    store_age: Option<Duration>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum WriteKind {
+    /// Take a lease that is missing, released or expired: next term.
+    Acquire,
+    /// Continue a lease that already names this node (a fresh instance): same term.
+    Resume,
+    /// Renew our own lease: same term.
+    Renew,
+    /// Mark our lease released: same term.
+    Release,
+}
+
+#[derive(Clone, Debug)]
+struct Write {
+    kind: WriteKind,
+    mode: PutMode,
+    record: LeaseRecord,
+    conflicts: u8,
+    /// When this write was first sent. Validity is counted from here: the earliest moment the
+    /// write can have been applied, so the safe end of any 409-retried attempts.
+    first_sent: Option<Instant>,
+}
+
+#[derive(Clone, Debug)]
+enum Pending {
+    Read,
+    Write(Write),
+}
+
+#[derive(Clone, Debug)]
+struct Leadership {
+    term: u64,
+    /// ETag of our last confirmed write: the condition of the next renewal.
+    etag: ETag,
+    /// The record as we last wrote it.
+    record: LeaseRecord,
+    /// `send time of the last confirmed write + lease × (1 − drift)`.
+    valid_until: Instant,
+    /// `send time of the last confirmed write + renew_deadline`: step down here.
+    deadline: Instant,
+    renew_due: Instant,
+}
+
+/// One node's view of one election. See the module docs for the call order and guarantees.
+#[derive(Debug)]
+pub struct Elector {
+    config: ElectionConfig,
+    rng: SplitMix64,
+    view: View,
+    leadership: Option<Leadership>,
+    in_flight: Option<Pending>,
+    /// A write decided on the last answer, to be sent next (acquire after a read, 409 retry).
+    planned: Option<(Instant, Write)>,
+    /// A write whose answer was not a clear yes: settled by the next read (nonce comparison).
+    unconfirmed: Option<Write>,
+    /// When to read next (follower poll, read-back, retry after a failed read).
+    read_due: Instant,
+    /// Set by [`Elector::resign`]: release what names us, then only observe.
+    resigned: bool,
+    /// The last term this node led and gave up; re-acquiring it means a new term.
+    stepped_down_term: Option<u64>,
+    /// Highest term seen in any record, so a deleted lease object does not reset terms.
+    highest_term_seen: u64,
+    reported_leader: Option<(String, u64)>,
+    events: VecDeque<Event>,
+    fatal: Option<Error>,
+    last_error: Option<Error>,
+}
+
+impl Elector {
+    /// A new elector. `config` must have passed [`ElectionConfig::validate`]; `seed` (from a
+    /// real random source in production) drives nonces and jitter.
+    pub fn new(config: ElectionConfig, now: Instant, seed: u64) -> Elector {
+        Elector {
+            config,
+            rng: SplitMix64(seed),
+            view: View::Unknown,
+            leadership: None,
+            in_flight: None,
+            planned: None,
+            unconfirmed: None,
+            read_due: now,
+            resigned: false,
+            stepped_down_term: None,
+            highest_term_seen: 0,
+            reported_leader: None,
+            events: VecDeque::new(),
+            fatal: None,
+            last_error: None,
+        }
+    }
+
+    pub fn config(&self) -> &ElectionConfig {
+        &self.config
+    }
+
+    // ----- handlers -------------------------------------------------------------------------
+
+    /// Advance time: step down when the renew deadline has passed, drop stale plans.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(l) = &self.leadership {
+            if now >= l.deadline {
+                self.step_down(DemoteReason::RenewDeadlineExceeded);
+            }
+        }
+        if let Some((planned_at, _)) = &self.planned {
+            // A plan based on an old read is dropped; the next read decides afresh.
+            if now > *planned_at + self.config.timings.retry_period {
+                self.planned = None;
+            }
+        }
+        self.refresh_leader(now);
+    }
+
+    /// Feed the answer to the request last returned by [`Elector::poll_request`]. `now` is
+    /// when the answer arrived.
+    pub fn handle_response(&mut self, now: Instant, outcome: Outcome) {
+        match self.in_flight.take() {
+            Some(Pending::Read) => self.on_read(now, outcome),
+            Some(Pending::Write(w)) => self.on_write(now, w, outcome),
+            None => {} // No request outstanding: nothing to match the answer to.
+        }
+        self.handle_timeout(now);
+    }
+
+    /// Stop leading now and release the lease (a conditional write of a released record, so
+    /// terms stay monotonic). The elector then only observes; open a new one to stand again.
+    pub fn resign(&mut self, now: Instant) {
+        self.resigned = true;
+        self.planned = None;
+        self.step_down(DemoteReason::Resigned);
+        match self.release() {
+            Some(w) => self.planned = Some((now, w)),
+            // Unknown, or not ours as far as we know: read, and release if it names us.
+            None => self.read_now(now),
+        }
+        self.refresh_leader(now);
+    }
+
+    /// Read the record at the next step, whatever the poll schedule (observer queries).
+    pub fn read_now(&mut self, now: Instant) {
+        self.read_due = self.read_due.min(now);
+    }
+
+    // ----- pollers --------------------------------------------------------------------------
+
+    /// The next request to send, if one is due at `now`. `now` is taken as its send time.
+    #[must_use]
+    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+        if self.in_flight.is_some() {
+            return None;
+        }
+        let mut pending = self.next_action(now)?;
+        if let Pending::Write(w) = &mut pending {
+            w.first_sent.get_or_insert(now);
+        }
+        let request = match &pending {
+            Pending::Read => Request::Get {
+                if_none_match: match &self.view {
+                    View::Present(o) if self.unconfirmed.is_none() => Some(o.etag.clone()),
+                    _ => None, // a read-back needs the body to compare the nonce
+                },
+            },
+            Pending::Write(w) => Request::Put {
+                mode: w.mode.clone(),
+                body: w.record.encode(),
+            },
+        };
+        self.in_flight = Some(pending);
+        Some(request)
+    }
+
+    /// The next event, oldest first.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When the next step is needed. Changes after any handler call.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Instant {
+        if let Some((at, _)) = &self.planned {
+            return *at;
+        }
+        match &self.leadership {
+            Some(l) if self.unconfirmed.is_none() => l.renew_due.min(l.deadline),
+            Some(l) => self.read_due.min(l.deadline),
+            None => self.read_due,
+        }
+    }
+
+    /// A fatal error from the last step, once; the elector retries on later steps.
+    pub fn take_error(&mut self) -> Option<Error> {
+        self.fatal.take()
+    }
+
+    /// Whether a record that names this node is still unreleased (after [`Elector::resign`]:
+    /// the release is not confirmed yet).
+    pub fn release_pending(&self) -> bool {
+        self.resigned && self.names_me_unreleased()
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        let leading = self.leadership.as_ref().filter(|l| now < l.valid_until);
+        Status {
+            role: if leading.is_some() {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
+            leader: self.current_leader(now),
+            fencing_token: leading.map(|l| l.term),
+            valid_for: leading.map_or(Duration::ZERO, |l| l.valid_until.saturating_since(now)),
+            next_step_in: self.poll_timeout().saturating_since(now),
+            last_error: self.last_error.clone(),
+        }
+    }
+
+    // ----- the decision -----------------------------------------------------------------------
+
+    /// What to send now, in order of precedence.
+    fn next_action(&mut self, now: Instant) -> Option<Pending> {
+        // 1. A leader past its renew deadline steps down before anything else.
+        self.handle_timeout(now);
+        // 2. A write decided on the last answer goes out at once.
+        if let Some((_, w)) = self.planned.take() {
+            return Some(Pending::Write(w));
+        }
+        // 3. A write without a clear answer is settled by reading the record back.
+        if self.unconfirmed.is_some() {
+            return (now >= self.read_due).then_some(Pending::Read);
+        }
+        // 4. A leader renews when due; it does not poll.
+        if let Some(l) = &self.leadership {
+            if now < l.renew_due {
+                return None;
+            }
+            let (mode, term) = (PutMode::Update(l.etag.clone()), l.term);
+            return Some(Pending::Write(self.write(WriteKind::Renew, mode, term)));
+        }
+        // 5. Everyone else polls; a read may lead to a takeover or a release (see `after_read`).
+        (now >= self.read_due).then_some(Pending::Read)
+    }
+
+    /// May this follower take the lease now, and with which write? Steps as in client-go's
+    /// `tryAcquireOrRenew`.
+    fn takeover(&mut self, now: Instant) -> Option<Write> {
+        let (kind, mode, term) = match &self.view {
+            View::Unknown => return None,
+            // 1. No lease object: create it. Terms continue from the highest we saw, in case
+            //    someone deleted the object.
+            View::Missing => (
+                WriteKind::Acquire,
+                PutMode::Create,
+                self.highest_term_seen + 1,
+            ),
+            View::Present(o) => {
+                let r = &o.record;
+                let update = PutMode::Update(o.etag.clone());
+                if r.released {
+                    // 2. Released cleanly: free for anyone, next term.
+                    (WriteKind::Acquire, update, r.term + 1)
+                } else if r.holder == self.config.node_id {
+                    // 3. It names us. A fresh instance resumes it (same term); a node that
+                    //    stepped down from that term takes it with a new one.
+                    if self.stepped_down_term == Some(r.term) {
+                        (WriteKind::Acquire, update, r.term + 1)
+                    } else {
+                        (WriteKind::Resume, update, r.term)
+                    }
+                } else if self.expired(now, o) {
+                    // 4. Someone else's lease, expired by our own observation (or, stateless,
+                    //    by the store's clock).
+                    (WriteKind::Acquire, update, r.term + 1)
+                } else {
+                    return None;
+                }
+            }
+        };
+        Some(self.write(kind, mode, term))
+    }
+
+    /// After resigning: mark the record that still names us released.
+    fn release(&mut self) -> Option<Write> {
+        match &self.view {
+            View::Present(o) if self.names_me_unreleased() => {
+                let (mode, term) = (PutMode::Update(o.etag.clone()), o.record.term);
+                Some(self.write(WriteKind::Release, mode, term))
+            }
+            _ => None,
+        }
+    }
+
+    fn write(&mut self, kind: WriteKind, mode: PutMode, term: u64) -> Write {
+        Write {
+            kind,
+            mode,
+            record: self.next_record(term, kind),
+            conflicts: 0,
+            first_sent: None,
+        }
+    }
+
+    /// How long a follower must see a record unchanged before taking it over.
+    fn takeover_wait(&self, record: &LeaseRecord) -> Duration {
+        let lease = Duration::from_millis(record.lease_ms);
+        let t = &self.config.timings;
+        lease + t.grace.max(t.drift_allowance(lease))
+    }
+
+    fn expired(&self, now: Instant, o: &Observed) -> bool {
+        let wait = self.takeover_wait(&o.record);
+        if now >= o.observed_at + wait {
+            return true;
+        }
+        // Stateless: both times are the store's; +1 s for Last-Modified's resolution.
+        self.config.stateless
+            && o.store_age
+                .is_some_and(|age| age >= wait + Duration::from_secs(1))
+    }
+
+    /// The record this node writes next.
+    fn next_record(&mut self, term: u64, kind: WriteKind) -> LeaseRecord {
+        let renewals = match (&self.view, kind) {
+            (View::Present(o), WriteKind::Renew | WriteKind::Resume | WriteKind::Release)
+                if o.record.term == term =>
+            {
+                o.record.renewals + 1
+            }
+            _ => 0,
+        };
+        LeaseRecord {
+            format: FORMAT.to_string(),
+            holder: self.config.node_id.clone(),
+            term,
+            lease_ms: self.config.timings.lease.as_millis() as u64,
+            renewals,
+            nonce: self.rng.nonce(),
+            released: kind == WriteKind::Release,
+            metadata: self.config.metadata.clone(),
+        }
+    }
+
+    // ----- answers ----------------------------------------------------------------------------
+
+    fn on_read(&mut self, now: Instant, outcome: Outcome) {
+        match outcome {
+            Outcome::Found {
+                etag,
+                body,
+                last_modified,
+                date,
+            } => match LeaseRecord::decode(&body) {
+                Ok(record) => {
+                    self.observe(now, etag, record, last_modified, date);
+                    self.after_read(now);
+                }
+                Err(foreign) => {
+                    // Never written over; a human must look. Retried at the poll interval.
+                    self.view = View::Unknown;
+                    self.fail(
+                        now,
+                        Error::ForeignRecord {
+                            key: self.config.lease_key(),
+                            reason: foreign.0,
+                        },
+                    );
+                }
+            },
+            Outcome::NotModified { date } => {
+                if let View::Present(o) = &mut self.view {
+                    o.store_age = age(o.last_modified, date);
+                    self.after_read(now);
+                } else {
+                    // 304 to a request without If-None-Match: read again in full.
+                    self.retry_read_later(now, store_bug("304 to an unconditional GET"));
+                }
+            }
+            Outcome::NotFound => {
+                self.view = View::Missing;
+                self.after_read(now);
+            }
+            Outcome::Fatal(e) => self.fail(now, e),
+            Outcome::Transient(e) => self.retry_read_later(now, e),
+            Outcome::Conflict => self.retry_read_later(now, store_bug("409 to a GET")),
+            Outcome::Written { .. } | Outcome::PreconditionFailed => {
+                self.retry_read_later(now, store_bug("a write answer to a GET"))
+            }
+        }
+    }
+
+    fn observe(
+        &mut self,
+        now: Instant,
+        etag: ETag,
+        record: LeaseRecord,
+        last_modified: Option<u64>,
+        date: Option<u64>,
+    ) {
+        self.highest_term_seen = self.highest_term_seen.max(record.term);
+        let observed_at = match &self.view {
+            // Same version as before: the observed-time clock keeps running.
+            View::Present(o) if o.etag == etag => o.observed_at,
+            _ => now,
+        };
+        self.view = View::Present(Observed {
+            etag,
+            record,
+            observed_at,
+            last_modified,
+            store_age: age(last_modified, date),
+        });
+    }
+
+    fn after_read(&mut self, now: Instant) {
+        self.last_error = None;
+        self.read_due = self.next_poll(now);
+        // A write we could not confirm: our nonce in the record means it was applied.
+        if let Some(w) = self.unconfirmed.take() {
+            if let View::Present(o) = &self.view {
+                if o.record.nonce == w.record.nonce {
+                    let etag = o.etag.clone();
+                    self.write_confirmed(now, w, etag);
+                    return;
+                }
+            }
+        }
+        if let Some(l) = &mut self.leadership {
+            // A leader reads only to settle a write: check that the lease is still ours.
+            match &self.view {
+                View::Present(o)
+                    if o.record.holder == self.config.node_id
+                        && o.record.term == l.term
+                        && !o.record.released =>
+                {
+                    if o.etag != l.etag {
+                        // An earlier write of ours landed late: renew on top of it at once.
+                        l.etag = o.etag.clone();
+                        l.record = o.record.clone();
+                        l.renew_due = now;
+                    } else {
+                        l.renew_due = now + self.config.timings.retry_period;
+                    }
+                }
+                View::Present(o) => {
+                    let holder = Some(o.record.holder.clone());
+                    self.step_down(DemoteReason::LeaseLost { holder });
+                }
+                _ => self.step_down(DemoteReason::LeaseLost { holder: None }),
+            }
+            return;
+        }
+        let next = if self.resigned {
+            self.release()
+        } else {
+            self.takeover(now)
+        };
+        self.planned = next.map(|w| (now, w));
+    }
+
+    fn on_write(&mut self, now: Instant, mut w: Write, outcome: Outcome) {
+        match outcome {
+            Outcome::Written { etag } => {
+                self.last_error = None;
+                self.write_confirmed(now, w, etag);
+            }
+            Outcome::Conflict if w.conflicts < MAX_CONFLICT_RETRIES => {
+                // 409: a concurrent write was in progress and ours was not applied; send the
+                // same write again (same nonce, so a later read-back still recognises it).
+                w.conflicts += 1;
+                self.planned = Some((now, w));
+            }
+            Outcome::Fatal(e) => self.fail(now, e),
+            other => {
+                // 412, 404, 409 again, timeout, 5xx: whether it landed is read back, never
+                // guessed. A 412 can even be our own earlier attempt.
+                if let Outcome::Transient(e) = other {
+                    self.last_error = Some(e);
+                }
+                self.unconfirmed = Some(w);
+                self.read_due = now;
+            }
+        }
+    }
+
+    fn write_confirmed(&mut self, now: Instant, w: Write, etag: ETag) {
+        let sent_at = w.first_sent.unwrap_or(now);
+        let term = w.record.term;
+        self.highest_term_seen = self.highest_term_seen.max(term);
+        self.view = View::Present(Observed {
+            etag: etag.clone(),
+            record: w.record.clone(),
+            observed_at: now,
+            last_modified: None,
+            store_age: None,
+        });
+        self.read_due = self.next_poll(now);
+        let t = self.config.timings;
+        let deadline = sent_at + t.renew_deadline;
+        let may_lead = match w.kind {
+            WriteKind::Release => false,
+            // A renewal confirmed after we stepped down does not make us leader again; the
+            // record names us, so the next takeover re-acquires with a new term.
+            WriteKind::Renew => self.leadership.is_some(),
+            WriteKind::Acquire | WriteKind::Resume => !self.resigned,
+        };
+        if !may_lead || now >= deadline {
+            // Confirmed too late to act on (or not a leading write): we hold no leadership on
+            // this term, and a new one starts with the next term.
+            if self.leadership.is_some() {
+                self.step_down(DemoteReason::RenewDeadlineExceeded);
+            }
+            if w.kind != WriteKind::Release {
+                self.stepped_down_term = Some(term);
+            }
+            return;
+        }
+        let newly_elected = self.leadership.is_none();
+        self.leadership = Some(Leadership {
+            term,
+            etag,
+            record: w.record,
+            valid_until: sent_at + t.shrink_by_drift(t.lease),
+            deadline,
+            renew_due: sent_at + t.renew_interval,
+        });
+        if newly_elected {
+            self.events.push_back(Event::Elected { term });
+        }
+    }
+
+    // ----- helpers ----------------------------------------------------------------------------
+
+    fn step_down(&mut self, reason: DemoteReason) {
+        if let Some(l) = self.leadership.take() {
+            self.stepped_down_term = Some(l.term);
+            self.events.push_back(Event::Demoted {
+                term: l.term,
+                reason,
+            });
+        }
+    }
+
+    fn fail(&mut self, now: Instant, e: Error) {
+        self.step_down(DemoteReason::Error);
+        self.planned = None;
+        self.fatal = Some(e);
+        self.read_due = now + self.config.timings.retry_period;
+    }
+
+    fn retry_read_later(&mut self, now: Instant, e: Error) {
+        self.last_error = Some(e);
+        self.read_due = now + self.config.timings.retry_period;
+    }
+
+    /// Next follower poll: one retry period (less up to 20 % jitter so nodes spread out), or
+    /// earlier, when the observed lease expires.
+    fn next_poll(&mut self, now: Instant) -> Instant {
+        let period = self.config.timings.retry_period;
+        let jitter = period.mul_f64(self.rng.unit() * 0.2);
+        let mut due = now + (period - jitter);
+        if let View::Present(o) = &self.view {
+            if !o.record.released && o.record.holder != self.config.node_id {
+                let expiry = o.observed_at + self.takeover_wait(&o.record);
+                if expiry > now {
+                    due = due.min(expiry);
+                }
+            }
+        }
+        due
+    }
+
+    fn names_me_unreleased(&self) -> bool {
+        matches!(&self.view, View::Present(o) if o.record.holder == self.config.node_id && !o.record.released)
+    }
+
+    fn current_leader(&self, now: Instant) -> Option<LeaderInfo> {
+        if let Some(l) = &self.leadership {
+            return Some(LeaderInfo {
+                node_id: self.config.node_id.clone(),
+                term: l.term,
+                metadata: l.record.metadata.clone(),
+            });
+        }
+        match &self.view {
+            View::Present(o)
+                if !o.record.released
+                    && o.record.holder != self.config.node_id
+                    && now < o.observed_at + self.takeover_wait(&o.record) =>
+            {
+                Some(LeaderInfo {
+                    node_id: o.record.holder.clone(),
+                    term: o.record.term,
+                    metadata: o.record.metadata.clone(),
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn refresh_leader(&mut self, now: Instant) {
+        let leader = self.current_leader(now);
+        let key = leader.as_ref().map(|l| (l.node_id.clone(), l.term));
+        if key != self.reported_leader {
+            self.reported_leader = key;
+            self.events.push_back(Event::LeaderChanged { leader });
+        }
+    }
+}
+
+fn age(last_modified: Option<u64>, date: Option<u64>) -> Option<Duration> {
+    Some(Duration::from_secs(date?.saturating_sub(last_modified?)))
+}
+
+fn store_bug(what: &str) -> Error {
+    Error::Store {
+        status: 0,
+        code: "UnexpectedAnswer".into(),
+        message: what.into(),
+    }
+}
+
+/// A small deterministic generator for nonces and jitter (Vigna's SplitMix64). The seed comes
+/// from wasi:random in the component and from the schedule seed in the simulator.
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn nonce(&mut self) -> String {
+        format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
+    }
+
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,653 @@
+//! One test per protocol rule, driving real electors against the in-memory store on a virtual
+//! clock. `Net` lets a test lose, fail or delay answers.
+
+use super::*;
+use crate::config::{ElectionConfig, Timings};
+use crate::memstore::MemStore;
+
+const KEY: &str = "t/e/lease";
+const LEASE: Duration = Duration::from_secs(3);
+
+fn config(node: &str) -> ElectionConfig {
+    ElectionConfig {
+        name: "e".into(),
+        node_id: node.into(),
+        key_prefix: "t/".into(),
+        timings: Timings::for_lease(LEASE),
+        metadata: format!("meta-{node}"),
+        stateless: false,
+    }
+}
+
+fn at(ms: u64) -> Instant {
+    Instant::from_nanos(ms * 1_000_000)
+}
+
+/// What happens to the next request on its way.
+#[derive(Clone, Debug, PartialEq)]
+enum Fault {
+    /// Applied by the store, answer lost (ambiguous).
+    LoseAnswer,
+    /// Never reaches the store.
+    Drop,
+    /// Answered with this, without touching the store.
+    Answer(Outcome),
+}
+
+struct World {
+    store: MemStore,
+    /// Store clock offset from the virtual clock, seconds.
+    store_epoch_s: u64,
+    faults: VecDeque<Fault>,
+    sent: Vec<Request>,
+}
+
+impl World {
+    fn new() -> Self {
+        World {
+            store: MemStore::new(),
+            store_epoch_s: 1_790_000_000,
+            faults: VecDeque::new(),
+            sent: Vec::new(),
+        }
+    }
+
+    fn store_now(&self, now: Instant) -> u64 {
+        self.store_epoch_s + now.as_nanos() / 1_000_000_000
+    }
+
+    /// One step of the documented call order; returns the events.
+    fn step(&mut self, e: &mut Elector, now: Instant) -> Vec<Event> {
+        e.handle_timeout(now);
+        for _ in 0..MAX_REQUESTS_PER_TICK {
+            let Some(req) = e.poll_request(now) else {
+                break;
+            };
+            self.sent.push(req.clone());
+            let outcome = match self.faults.pop_front() {
+                None => self.store.apply(KEY, &req, self.store_now(now)),
+                Some(Fault::LoseAnswer) => {
+                    self.store.apply(KEY, &req, self.store_now(now));
+                    Outcome::Transient(Error::Transport("answer lost".into()))
+                }
+                Some(Fault::Drop) => Outcome::Transient(Error::Transport("dropped".into())),
+                Some(Fault::Answer(o)) => o,
+            };
+            e.handle_response(now, outcome);
+        }
+        std::iter::from_fn(|| e.poll_event()).collect()
+    }
+
+    fn step_when_due(&mut self, e: &mut Elector) -> Vec<Event> {
+        let due = e.poll_timeout();
+        self.step(e, due)
+    }
+
+    /// Step `e` at each of its own wake-ups until `until`.
+    fn run(&mut self, e: &mut Elector, from: Instant, until: Instant) -> Instant {
+        let mut now = from;
+        while now <= until {
+            self.step(e, now);
+            now = e.poll_timeout().max(now + Duration::from_millis(1));
+        }
+        now
+    }
+
+    fn record(&self) -> LeaseRecord {
+        LeaseRecord::decode(&self.store.get(KEY).expect("lease object").body).unwrap()
+    }
+
+    fn puts_sent(&self) -> Vec<&PutMode> {
+        self.sent
+            .iter()
+            .filter_map(|r| match r {
+                Request::Put { mode, .. } => Some(mode),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn elector(node: &str) -> Elector {
+    Elector::new(config(node), at(0), node.len() as u64 * 7919)
+}
+
+fn role(e: &Elector, now: Instant) -> Role {
+    e.status(now).role
+}
+
+fn timings() -> Timings {
+    Timings::for_lease(LEASE)
+}
+
+#[test]
+fn first_election_creates_the_lease_with_term_one() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    let events = w.step(&mut a, at(0));
+    assert!(events.contains(&Event::Elected { term: 1 }), "{events:?}");
+    assert_eq!(role(&a, at(0)), Role::Leader);
+    assert_eq!(a.status(at(0)).fencing_token, Some(1));
+    assert_eq!(w.puts_sent(), vec![&PutMode::Create]);
+    let r = w.record();
+    assert_eq!((r.holder.as_str(), r.term, r.released), ("a", 1, false));
+    assert_eq!(r.metadata, "meta-a");
+}
+
+#[test]
+fn renewal_is_one_conditional_put_that_keeps_the_term() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let etag_before = w.store.get(KEY).unwrap().etag.clone();
+    let sent_before = w.sent.len();
+    let due = a.poll_timeout();
+    assert_eq!(due, at(0) + timings().renew_interval);
+    w.step(&mut a, due);
+    assert_eq!(w.sent.len() - sent_before, 1, "one request per renewal");
+    assert_eq!(
+        w.sent.last(),
+        Some(&Request::Put {
+            mode: PutMode::Update(etag_before),
+            body: match w.sent.last() {
+                Some(Request::Put { body, .. }) => body.clone(),
+                _ => unreachable!(),
+            }
+        })
+    );
+    let r = w.record();
+    assert_eq!((r.term, r.renewals), (1, 1));
+    assert_eq!(role(&a, due), Role::Leader);
+    // Validity is counted from the renewal's send time, less drift.
+    assert_eq!(a.status(due).valid_for, timings().shrink_by_drift(LEASE));
+}
+
+#[test]
+fn a_live_leader_is_never_taken_over() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    let mut now = at(0);
+    while now < at(60_000) {
+        w.step(&mut a, now);
+        w.step(&mut b, now);
+        assert_eq!(role(&a, now), Role::Leader);
+        assert_eq!(role(&b, now), Role::Follower);
+        assert_eq!(b.status(now).leader.map(|l| l.node_id), Some("a".into()));
+        now = now + Duration::from_millis(100);
+    }
+    assert_eq!(w.record().term, 1);
+}
+
+#[test]
+fn follower_waits_lease_plus_grace_of_its_own_observation() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    // b first sees a's record at 1 s, a crashes right after.
+    w.step(&mut b, at(1000));
+    let wait = LEASE + timings().grace;
+    let mut now = at(1000);
+    while now < at(1000) + wait {
+        w.step(&mut b, now);
+        assert_eq!(role(&b, now), Role::Follower, "took over early at {now:?}");
+        now = now + Duration::from_millis(50);
+    }
+    // b wakes itself exactly at the expiry and takes over with the next term.
+    assert_eq!(b.poll_timeout(), at(1000) + wait);
+    let events = w.step(&mut b, at(1000) + wait);
+    assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
+}
+
+#[test]
+fn observed_time_restarts_when_the_record_changes() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    w.step(&mut b, at(0));
+    // a renews at 1 s; b notices at 1.2 s; the wait starts again from there.
+    w.step(&mut a, at(1000));
+    w.step(&mut b, at(1200));
+    w.step(&mut b, at(3400));
+    assert_eq!(role(&b, at(3400)), Role::Follower);
+    let wait = LEASE + timings().grace;
+    w.step(&mut b, at(1200) + wait);
+    assert_eq!(role(&b, at(1200) + wait), Role::Leader);
+}
+
+#[test]
+fn polls_are_conditional_gets() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    w.step(&mut b, at(10));
+    let etag = w.store.get(KEY).unwrap().etag.clone();
+    w.step_when_due(&mut b);
+    assert_eq!(
+        w.sent.last(),
+        Some(&Request::Get {
+            if_none_match: Some(etag)
+        })
+    );
+}
+
+#[test]
+fn released_lease_is_taken_at_once_with_the_next_term() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    w.step(&mut b, at(0));
+    a.resign(at(500));
+    let events = w.step(&mut a, at(500));
+    assert!(events.contains(&Event::Demoted {
+        term: 1,
+        reason: DemoteReason::Resigned
+    }));
+    let r = w.record();
+    assert!(r.released);
+    assert_eq!(r.term, 1, "release keeps the term");
+    assert!(!a.release_pending());
+    // b acquires on its next poll, well before any lease could expire.
+    let next = b.poll_timeout();
+    assert!(next <= at(0) + timings().retry_period);
+    let events = w.step(&mut b, next);
+    assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
+    // a stays out.
+    w.run(&mut a, at(600), at(20_000));
+    assert_eq!(role(&a, at(20_000)), Role::Follower);
+}
+
+#[test]
+fn resign_is_a_conditional_write_never_a_delete() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    a.resign(at(100));
+    w.step(&mut a, at(100));
+    assert!(w
+        .puts_sent()
+        .iter()
+        .skip(1)
+        .all(|m| matches!(m, PutMode::Update(_))));
+    assert!(w.store.get(KEY).is_some());
+}
+
+#[test]
+fn leader_steps_down_at_the_renew_deadline_before_anyone_may_take_over() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    w.step(&mut b, at(0));
+    // From now on every request of a is lost.
+    let mut now = at(1);
+    let mut a_stepped_down = None;
+    let mut b_took_over = None;
+    while now < at(20_000) {
+        if a_stepped_down.is_none() {
+            w.faults.push_back(Fault::Drop);
+            w.faults.push_back(Fault::Drop);
+            w.faults.push_back(Fault::Drop);
+            w.faults.push_back(Fault::Drop);
+            let ev = w.step(&mut a, now);
+            w.faults.clear();
+            if ev.iter().any(|e| {
+                matches!(
+                    e,
+                    Event::Demoted {
+                        reason: DemoteReason::RenewDeadlineExceeded,
+                        ..
+                    }
+                )
+            }) {
+                a_stepped_down = Some(now);
+            }
+            if role(&a, now) == Role::Leader {
+                assert!(b_took_over.is_none(), "two leaders at {now:?}");
+            }
+        }
+        w.step(&mut b, now);
+        if role(&b, now) == Role::Leader && b_took_over.is_none() {
+            b_took_over = Some(now);
+        }
+        now = now + Duration::from_millis(10);
+    }
+    let (down, up) = (a_stepped_down.unwrap(), b_took_over.unwrap());
+    assert!(down <= at(0) + timings().renew_deadline + Duration::from_millis(10));
+    assert!(
+        down < up,
+        "a stepped down at {down:?}, b took over at {up:?}"
+    );
+    assert_eq!(w.record().term, 2);
+}
+
+#[test]
+fn an_ambiguous_write_that_landed_is_recognised_by_its_nonce() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.faults.push_back(Fault::Answer(Outcome::NotFound));
+    w.faults.push_back(Fault::LoseAnswer);
+    let events = w.step(&mut a, at(0));
+    // GET (404), PUT (applied, answer lost), GET read-back: our nonce → leader.
+    assert_eq!(w.sent.len(), 3);
+    assert!(matches!(
+        w.sent[2],
+        Request::Get {
+            if_none_match: None
+        }
+    ));
+    assert!(events.contains(&Event::Elected { term: 1 }), "{events:?}");
+}
+
+#[test]
+fn an_ambiguous_write_that_did_not_land_is_not_taken_as_won() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.faults.push_back(Fault::Answer(Outcome::NotFound));
+    w.faults.push_back(Fault::Drop);
+    // The read-back finds someone else's record.
+    let mut other = elector("zz");
+    w.step(&mut other, at(0));
+    w.sent.clear();
+    let events = w.step(&mut a, at(1));
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Elected { .. })),
+        "{events:?}"
+    );
+    assert_eq!(role(&a, at(1)), Role::Follower);
+    assert_eq!(a.status(at(1)).leader.unwrap().node_id, "zz");
+}
+
+#[test]
+fn a_conflict_is_retried_not_taken_as_lost() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.faults.push_back(Fault::Answer(Outcome::NotFound));
+    w.faults.push_back(Fault::Answer(Outcome::Conflict));
+    let events = w.step(&mut a, at(0));
+    assert!(events.contains(&Event::Elected { term: 1 }), "{events:?}");
+    // GET, PUT (409), the same PUT again.
+    assert_eq!(w.sent.len(), 3);
+    assert_eq!(
+        w.sent[1], w.sent[2],
+        "a 409 is retried with the same body and nonce"
+    );
+}
+
+#[test]
+fn a_race_for_creation_has_exactly_one_winner() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    // Both read "missing" before either writes.
+    a.handle_timeout(at(0));
+    b.handle_timeout(at(0));
+    let ra = a.poll_request(at(0)).unwrap();
+    let rb = b.poll_request(at(0)).unwrap();
+    a.handle_response(at(0), w.store.apply(KEY, &ra, 0));
+    b.handle_response(at(0), w.store.apply(KEY, &rb, 0));
+    let wa = a.poll_request(at(0)).unwrap();
+    let wb = b.poll_request(at(0)).unwrap();
+    assert!(matches!(
+        &wa,
+        Request::Put {
+            mode: PutMode::Create,
+            ..
+        }
+    ));
+    a.handle_response(at(0), w.store.apply(KEY, &wa, 0));
+    b.handle_response(at(0), w.store.apply(KEY, &wb, 0));
+    // b's 412 is read back before b concludes anything.
+    w.step(&mut b, at(0));
+    assert_eq!(role(&a, at(0)), Role::Leader);
+    assert_eq!(role(&b, at(0)), Role::Follower);
+    assert_eq!(b.status(at(0)).leader.unwrap().node_id, "a");
+}
+
+#[test]
+fn a_foreign_record_is_reported_and_never_overwritten() {
+    let mut w = World::new();
+    w.store.put_raw(KEY, b"not a lease".to_vec(), 0);
+    let mut a = elector("a");
+    let mut now = at(0);
+    let mut errors = 0;
+    while now < at(30_000) {
+        w.step(&mut a, now);
+        if let Some(e) = a.take_error() {
+            assert!(matches!(e, Error::ForeignRecord { .. }), "{e:?}");
+            errors += 1;
+        }
+        now = a.poll_timeout().max(now + Duration::from_millis(1));
+    }
+    assert!(errors > 5);
+    assert!(w.puts_sent().is_empty(), "wrote over a foreign record");
+    assert_eq!(w.store.get(KEY).unwrap().body, b"not a lease");
+}
+
+#[test]
+fn a_leader_whose_record_turns_foreign_steps_down() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    w.store.put_raw(KEY, b"{}".to_vec(), 0);
+    // The renewal fails (412) and the read-back finds the foreign object.
+    let events = w.step_when_due(&mut a);
+    assert!(
+        events.iter().any(|e| matches!(e, Event::Demoted { .. })),
+        "{events:?}"
+    );
+    assert!(matches!(a.take_error(), Some(Error::ForeignRecord { .. })));
+    assert_eq!(w.store.get(KEY).unwrap().body, b"{}");
+}
+
+#[test]
+fn stateless_nodes_judge_expiry_by_the_store_clock() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let wait = LEASE + timings().grace + Duration::from_secs(1);
+    let fresh = |stateless| {
+        let mut c = config("bb");
+        c.stateless = stateless;
+        Elector::new(c, at(0), 1)
+    };
+    // Younger than lease + grace + 1 s by the store's clock: not yet.
+    let mut b = fresh(true);
+    let just_before = at(0) + wait - Duration::from_secs(1);
+    w.step(&mut b, just_before);
+    assert_eq!(role(&b, just_before), Role::Follower);
+    // Old enough: a fresh stateless instance takes over on its first step.
+    let mut b = fresh(true);
+    let after = at(0) + wait + Duration::from_secs(1);
+    let events = w.step(&mut b, after);
+    assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
+    // A stateful node never trusts the store's clock alone: it waits its own observation.
+    let mut w2 = World::new();
+    w2.step(&mut elector("a"), at(0));
+    let mut c = fresh(false);
+    w2.step(&mut c, after);
+    assert_eq!(role(&c, after), Role::Follower);
+}
+
+#[test]
+fn a_fresh_instance_resumes_its_own_lease_with_the_same_term() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let mut a2 = elector("a");
+    let events = w.step(&mut a2, at(1000));
+    assert!(events.contains(&Event::Elected { term: 1 }), "{events:?}");
+    assert_eq!(w.record().term, 1);
+    assert_eq!(w.record().renewals, 1);
+}
+
+#[test]
+fn a_node_that_stepped_down_reacquires_with_a_new_term() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    // Let a miss its renew deadline without reaching the store.
+    let deadline = at(0) + timings().renew_deadline;
+    a.handle_timeout(deadline);
+    assert!(matches!(
+        a.poll_event(),
+        Some(Event::Demoted {
+            reason: DemoteReason::RenewDeadlineExceeded,
+            ..
+        })
+    ));
+    let events = w.step(&mut a, deadline);
+    assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
+}
+
+#[test]
+fn a_deleted_lease_object_does_not_reset_terms() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    w.step(&mut b, at(0));
+    a.resign(at(10));
+    w.step(&mut a, at(10));
+    w.step_when_due(&mut b);
+    assert_eq!(w.record().term, 2);
+    w.store.delete(KEY);
+    let mut now = at(1000);
+    while role(&b, now) == Role::Leader {
+        w.step(&mut b, now);
+        now = now + Duration::from_millis(100);
+    }
+    let due = b.poll_timeout().max(now);
+    let events = w.step(&mut b, due);
+    assert!(events.contains(&Event::Elected { term: 3 }), "{events:?}");
+}
+
+#[test]
+fn a_write_confirmed_after_the_deadline_does_not_make_a_leader() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    a.handle_timeout(at(0));
+    let get = a.poll_request(at(0)).unwrap();
+    a.handle_response(at(0), w.store.apply(KEY, &get, 0));
+    let put = a.poll_request(at(0)).unwrap();
+    let answer = w.store.apply(KEY, &put, 0);
+    // The answer arrives after the renew deadline of that write.
+    let late = at(0) + timings().renew_deadline;
+    a.handle_response(late, answer);
+    assert_eq!(role(&a, late), Role::Follower);
+    assert!(!std::iter::from_fn(|| a.poll_event()).any(|e| matches!(e, Event::Elected { .. })));
+}
+
+#[test]
+fn validity_counts_from_when_the_request_was_sent() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    a.handle_timeout(at(0));
+    let get = a.poll_request(at(0)).unwrap();
+    a.handle_response(at(0), w.store.apply(KEY, &get, 0));
+    let put = a.poll_request(at(100)).unwrap();
+    let answer = w.store.apply(KEY, &put, 0);
+    a.handle_response(at(900), answer);
+    let valid = a.status(at(900)).valid_for;
+    assert_eq!(
+        valid,
+        timings().shrink_by_drift(LEASE) - Duration::from_millis(800)
+    );
+}
+
+#[test]
+fn a_renewal_412_on_a_record_still_ours_keeps_leading() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    // A delayed write of ours lands: same holder and term, new ETag.
+    let mut r = w.record();
+    r.nonce = "late".into();
+    w.store.put_raw(KEY, r.encode(), 0);
+    let due = a.poll_timeout();
+    let events = w.step(&mut a, due);
+    assert!(
+        !events.iter().any(|e| matches!(e, Event::Demoted { .. })),
+        "{events:?}"
+    );
+    assert_eq!(role(&a, due), Role::Leader);
+    assert_eq!(
+        w.record().nonce.len(),
+        32,
+        "renewed on top of the late write"
+    );
+}
+
+#[test]
+fn a_renewal_412_on_someone_elses_record_demotes() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let mut r = w.record();
+    r.holder = "zz".into();
+    r.term = 2;
+    w.store.put_raw(KEY, r.encode(), 0);
+    let events = w.step_when_due(&mut a);
+    assert!(events.contains(&Event::Demoted {
+        term: 1,
+        reason: DemoteReason::LeaseLost {
+            holder: Some("zz".into())
+        }
+    }));
+}
+
+#[test]
+fn a_fatal_error_while_leading_steps_down_and_is_reported() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let denied = Error::AccessDenied {
+        code: "AccessDenied".into(),
+        message: "revoked".into(),
+    };
+    w.faults
+        .push_back(Fault::Answer(Outcome::Fatal(denied.clone())));
+    let events = w.step_when_due(&mut a);
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Demoted {
+            reason: DemoteReason::Error,
+            ..
+        }
+    )));
+    assert_eq!(a.take_error(), Some(denied));
+    assert_eq!(a.take_error(), None);
+}
+
+#[test]
+fn transient_read_errors_are_retried_and_reported_in_status() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.faults.push_back(Fault::Drop);
+    w.step(&mut a, at(0));
+    let s = a.status(at(0));
+    assert_eq!(s.role, Role::Follower);
+    assert!(matches!(s.last_error, Some(Error::Transport(_))));
+    assert_eq!(s.next_step_in, timings().retry_period);
+    w.step(&mut a, at(0) + timings().retry_period);
+    assert_eq!(role(&a, at(0) + timings().retry_period), Role::Leader);
+    assert_eq!(a.status(at(0) + timings().retry_period).last_error, None);
+}
+
+#[test]
+fn leader_changes_are_reported_to_followers() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    w.step(&mut a, at(0));
+    let events = w.step(&mut b, at(0));
+    assert!(events.iter().any(|e| matches!(e, Event::LeaderChanged { leader: Some(l) } if l.node_id == "a" && l.term == 1 && l.metadata == "meta-a")));
+}
+
+#[test]
+fn resign_on_a_fresh_instance_releases_a_lease_that_names_it() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let mut a2 = elector("a");
+    a2.resign(at(100));
+    // It knows nothing yet: it reads, sees its own unreleased record, and releases it.
+    w.step(&mut a2, at(100));
+    assert!(w.record().released);
+    assert!(!a2.release_pending());
+}

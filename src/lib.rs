@@ -1,0 +1,21 @@
+//! s3-election: leader election over an S3-compatible bucket with conditional writes.
+//!
+//! - [`core`]: the election state machine. No IO, no clock reads: time and store answers are
+//!   inputs, requests and events are outputs.
+//! - [`s3`]: builds and signs S3 requests, and turns HTTP answers into [`core::Outcome`]s,
+//!   normalising store quirks in one place.
+//! - `guest` (wasm32 only): the WIT exports, driving the core with wasi:http and wasi:clocks.
+//! - [`memstore`]: an in-memory model of S3's conditional writes, for tests and the simulator.
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod memstore;
+pub mod record;
+pub mod s3;
+pub mod time;
+
+#[cfg(target_arch = "wasm32")]
+mod guest;
+
+pub use crate::error::Error;
