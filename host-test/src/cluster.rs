@@ -129,12 +129,28 @@ impl Cluster {
         }
     }
 
+    /// Start several nodes at the same instant: all are opened first, then all start ticking.
+    pub async fn start_all(&mut self, elections: Vec<api::ElectionConfig>) -> Result<()> {
+        let mut drivers = Vec::new();
+        for election in elections {
+            drivers.push(self.driver(election).await?);
+        }
+        for (driver, faults) in drivers {
+            self.spawn(driver, faults);
+        }
+        Ok(())
+    }
+
     /// Start a node: stateful (one instance for its whole life) or, with `election.stateless`,
     /// a fresh instance for every tick. Fails if the config is refused at open.
     pub async fn start(&mut self, election: api::ElectionConfig) -> Result<()> {
-        let id = election.node_id.clone();
+        let (driver, faults) = self.driver(election).await?;
+        self.spawn(driver, faults);
+        Ok(())
+    }
+
+    async fn driver(&self, election: api::ElectionConfig) -> Result<(Driver, Arc<Faults>)> {
         let faults = Faults::new();
-        let (tx, rx) = mpsc::unbounded_channel();
         let mut driver = Driver {
             runtime: self.runtime.clone(),
             s3: self.s3.clone(),
@@ -142,10 +158,18 @@ impl Cluster {
             faults: faults.clone(),
             recorder: self.recorder.clone(),
             node: None,
+            stood_down: false,
         };
         if !election.stateless {
-            driver.node = Some(driver.open().await?);
+            let opening = driver.open();
+            driver.node = Some(opening.await?);
         }
+        Ok((driver, faults))
+    }
+
+    fn spawn(&mut self, driver: Driver, faults: Arc<Faults>) {
+        let id = driver.election.node_id.clone();
+        let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(driver.run(rx));
         self.nodes.insert(
             id,
@@ -155,7 +179,6 @@ impl Cluster {
                 faults,
             },
         );
-        Ok(())
     }
 
     /// Stop a node abruptly: no release, its lease must expire.
@@ -259,6 +282,9 @@ struct Driver {
     recorder: Recorder,
     /// The long-lived instance (stateful nodes only).
     node: Option<Node>,
+    /// A stateless node that resigned stops ticking: nothing in a fresh instance would
+    /// remember the resignation (the caller keeps that state, as a cron job would by exiting).
+    stood_down: bool,
 }
 
 impl Driver {
@@ -300,6 +326,17 @@ impl Driver {
         let id = self.election.node_id.clone();
         let retry = Duration::from_millis(500);
         loop {
+            if self.stood_down {
+                match commands.recv().await {
+                    Some(Command::Resign(reply)) => {
+                        if let Ok(answer) = self.resign().await {
+                            let _ = reply.send(answer);
+                        }
+                        continue;
+                    }
+                    Some(Command::Stop) | None => return,
+                }
+            }
             let pause = match self.tick().await {
                 Ok(answer) => {
                     self.recorder.record(&id, &answer);
@@ -322,6 +359,7 @@ impl Driver {
                             self.recorder.record(&id, &answer);
                             let _ = reply.send(answer);
                         }
+                        self.stood_down = self.election.stateless;
                     }
                     Some(Command::Stop) | None => {
                         if let Ok(answer) = self.resign().await {

@@ -1,0 +1,31 @@
+# The two commands a newcomer needs: `make demo` and `make test`. Both install what is missing
+# (the wasm32-wasip2 target; ministack into target/ministack-venv on first use).
+
+WASM := target/wasm32-wasip2/release/s3_election.wasm
+
+.PHONY: demo test component target lint fmt clean-venv
+
+demo: component
+	cargo run --quiet -p host-test -- demo
+
+test: component
+	cargo build -p host-test
+	cargo test --workspace
+
+component: target
+	cargo build --release --target wasm32-wasip2 -p s3-election
+	@ls -l $(WASM) | awk '{printf "component: %s (%d KiB)\n", $$9, $$5/1024}'
+
+target:
+	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+lint: target
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy --release --target wasm32-wasip2 -p s3-election --lib -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+clean-venv:
+	rm -rf target/ministack-venv

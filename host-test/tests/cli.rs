@@ -1,0 +1,114 @@
+//! The `host-test node` sidecar: JSON lines on stdout, clean resign on SIGTERM. Runs the real
+//! binary against a local ministack (SigV4 verified with an IAM key).
+
+use host_test::ministack::Ministack;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+fn spawn_node(m: &Ministack, bucket: &str, id: &str) -> (Child, mpsc::Receiver<serde_json::Value>) {
+    let s = &m.store;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["node", "--node-id", id, "--election", "sidecar", "--bucket", bucket])
+        .args(["--prefix", "cli/", "--lease-ms", "1500", "--metadata", "addr=127.0.0.1"])
+        .env("AWS_ENDPOINT_URL_S3", &s.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &s.credentials.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s.credentials.secret_access_key)
+        .env("AWS_REGION", &s.region)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run host-test node");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let value: serde_json::Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON: {line:?}: {e}"));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// Lines until `pred` holds on one (returned) or the time runs out.
+fn until(
+    rx: &mpsc::Receiver<serde_json::Value>,
+    limit: Duration,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> Option<serde_json::Value> {
+    let deadline = Instant::now() + limit;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match rx.recv_timeout(left) {
+            Ok(v) if pred(&v) => return Some(v),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn sigterm(child: &Child) {
+    let status = Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+}
+
+#[test]
+fn node_prints_json_lines_and_resigns_on_sigterm() {
+    let m = Ministack::start().expect("ministack");
+    let bucket = "cli-sidecar";
+    m.store.create_bucket(bucket).unwrap();
+
+    let (mut a, a_lines) = spawn_node(&m, bucket, "alpha");
+    let leading = until(&a_lines, Duration::from_secs(20), |v| v["role"] == "leader")
+        .expect("alpha leads");
+    for field in ["unix_ms", "node", "role", "term", "leader", "valid_ms", "events"] {
+        assert!(leading.get(field).is_some(), "missing {field} in {leading}");
+    }
+    assert_eq!(leading["node"], "alpha");
+    assert_eq!(leading["leader"], "alpha");
+    assert_eq!(leading["term"], 1);
+    assert!(leading["valid_ms"].as_u64().unwrap() > 0);
+    assert!(leading["unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
+
+    let (mut b, b_lines) = spawn_node(&m, bucket, "beta");
+    let following = until(&b_lines, Duration::from_secs(10), |v| v["leader"] == "alpha")
+        .expect("beta sees alpha");
+    assert_eq!(following["role"], "follower");
+    assert_eq!(following["valid_ms"], 0);
+
+    // SIGTERM: alpha resigns and exits 0; beta takes over at once with the next term.
+    sigterm(&a);
+    let last = until(&a_lines, Duration::from_secs(10), |v| {
+        v["events"].as_array().is_some_and(|e| e.iter().any(|e| e.as_str().is_some_and(|s| s.contains("resigned"))))
+    })
+    .expect("alpha reports its resignation");
+    assert_eq!(last["role"], "follower");
+    assert!(a.wait().unwrap().success());
+    let took_over = until(&b_lines, Duration::from_secs(5), |v| v["role"] == "leader")
+        .expect("beta leads after alpha resigned");
+    assert_eq!(took_over["term"], 2);
+
+    sigterm(&b);
+    assert!(b.wait().unwrap().success());
+    let body = m.store.get_object(bucket, "cli/sidecar/lease").unwrap().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(record["released"], true);
+    assert_eq!(record["holder"], "beta");
+}
+
+#[test]
+fn node_without_a_store_fails_with_a_clear_message() {
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["node", "--node-id", "x", "--election", "e", "--bucket", "b"])
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("AWS_ENDPOINT_URL_S3"), "{stderr}");
+}
