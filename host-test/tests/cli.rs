@@ -10,8 +10,23 @@ use std::time::{Duration, Instant};
 fn spawn_node(m: &Ministack, bucket: &str, id: &str) -> (Child, mpsc::Receiver<serde_json::Value>) {
     let s = &m.store;
     let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
-        .args(["node", "--node-id", id, "--election", "sidecar", "--bucket", bucket])
-        .args(["--prefix", "cli/", "--lease-ms", "1500", "--metadata", "addr=127.0.0.1"])
+        .args([
+            "node",
+            "--node-id",
+            id,
+            "--election",
+            "sidecar",
+            "--bucket",
+            bucket,
+        ])
+        .args([
+            "--prefix",
+            "cli/",
+            "--lease-ms",
+            "1500",
+            "--metadata",
+            "addr=127.0.0.1",
+        ])
         .env("AWS_ENDPOINT_URL_S3", &s.endpoint)
         .env("AWS_ACCESS_KEY_ID", &s.credentials.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &s.credentials.secret_access_key)
@@ -52,7 +67,10 @@ fn until(
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").arg(child.id().to_string()).status().unwrap();
+    let status = Command::new("kill")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -63,9 +81,11 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
     m.store.create_bucket(bucket).unwrap();
 
     let (mut a, a_lines) = spawn_node(&m, bucket, "alpha");
-    let leading = until(&a_lines, Duration::from_secs(20), |v| v["role"] == "leader")
-        .expect("alpha leads");
-    for field in ["unix_ms", "node", "role", "term", "leader", "valid_ms", "events"] {
+    let leading =
+        until(&a_lines, Duration::from_secs(20), |v| v["role"] == "leader").expect("alpha leads");
+    for field in [
+        "unix_ms", "node", "role", "term", "leader", "valid_ms", "events",
+    ] {
         assert!(leading.get(field).is_some(), "missing {field} in {leading}");
     }
     assert_eq!(leading["node"], "alpha");
@@ -75,15 +95,20 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
     assert!(leading["unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
 
     let (mut b, b_lines) = spawn_node(&m, bucket, "beta");
-    let following = until(&b_lines, Duration::from_secs(10), |v| v["leader"] == "alpha")
-        .expect("beta sees alpha");
+    let following = until(&b_lines, Duration::from_secs(10), |v| {
+        v["leader"] == "alpha"
+    })
+    .expect("beta sees alpha");
     assert_eq!(following["role"], "follower");
     assert_eq!(following["valid_ms"], 0);
 
     // SIGTERM: alpha resigns and exits 0; beta takes over at once with the next term.
     sigterm(&a);
     let last = until(&a_lines, Duration::from_secs(10), |v| {
-        v["events"].as_array().is_some_and(|e| e.iter().any(|e| e.as_str().is_some_and(|s| s.contains("resigned"))))
+        v["events"].as_array().is_some_and(|e| {
+            e.iter()
+                .any(|e| e.as_str().is_some_and(|s| s.contains("resigned")))
+        })
     })
     .expect("alpha reports its resignation");
     assert_eq!(last["role"], "follower");
@@ -94,7 +119,11 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
 
     sigterm(&b);
     assert!(b.wait().unwrap().success());
-    let body = m.store.get_object(bucket, "cli/sidecar/lease").unwrap().unwrap();
+    let body = m
+        .store
+        .get_object(bucket, "cli/sidecar/lease")
+        .unwrap()
+        .unwrap();
     let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(record["released"], true);
     assert_eq!(record["holder"], "beta");
