@@ -3,7 +3,7 @@
 
 WASM := target/wasm32-wasip2/release/s3_election.wasm
 
-.PHONY: demo test component target lint fmt clean-venv
+.PHONY: demo test sim component target lint fmt clean-venv
 
 demo: component
 	cargo run --quiet -p host-test -- demo
@@ -11,6 +11,11 @@ demo: component
 test: component
 	cargo build -p host-test
 	cargo test --workspace
+
+# A long simulation campaign (CI runs 10,000 schedules in `make test`).
+SIM_SEEDS ?= 100000
+sim:
+	cargo run --quiet -p host-test -- sim --seeds $(SIM_SEEDS)
 
 component: target
 	cargo build --release --target wasm32-wasip2 -p s3-election

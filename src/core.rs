@@ -39,7 +39,7 @@ pub const MAX_REQUESTS_PER_TICK: usize = 4;
 
 /// How often a write that got `409 ConditionalRequestConflict` is sent again at once before it
 /// is settled by reading the record back.
-const MAX_CONFLICT_RETRIES: u8 = 2;
+const MAX_CONFLICT_RETRIES: u8 = 3;
 
 /// An ETag exactly as the store returned it (quotes included).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -52,6 +52,24 @@ pub enum PutMode {
     Create,
     /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag.
     Update(ETag),
+    /// No condition at all. Exists only in mutation builds, for
+    /// [`Mutation::UnconditionalRenewal`]; the election never uses it.
+    #[cfg(feature = "mutations")]
+    Overwrite,
+}
+
+/// Deliberate protocol bugs, one at a time, to show that the simulator's checker catches each.
+/// They can only be switched on with the `mutations` feature ([`Elector::set_mutation`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Mutation {
+    /// Renew with an unconditional PUT.
+    UnconditionalRenewal,
+    /// Count the whole lease as valid and wait no grace: no allowance for clock drift.
+    NoDriftMargin,
+    /// Judge expiry by the record's `Last-Modified` against the local wall clock (gonsensus).
+    TakeoverByRecordTimestamp,
+    /// Take `409 Conflict` as a lost race instead of retrying.
+    ConflictAsLost,
 }
 
 /// A request for the lease object, to be signed and sent by the IO layer.
@@ -230,6 +248,9 @@ pub struct Elector {
     events: VecDeque<Event>,
     fatal: Option<Error>,
     last_error: Option<Error>,
+    mutation: Option<Mutation>,
+    /// Local wall clock, only for [`Mutation::TakeoverByRecordTimestamp`].
+    wall_clock_ms: u64,
 }
 
 impl Elector {
@@ -252,7 +273,25 @@ impl Elector {
             events: VecDeque::new(),
             fatal: None,
             last_error: None,
+            mutation: None,
+            wall_clock_ms: 0,
         }
+    }
+
+    /// Break one protocol rule (simulator mutation tests only).
+    #[cfg(feature = "mutations")]
+    pub fn set_mutation(&mut self, mutation: Option<Mutation>) {
+        self.mutation = mutation;
+    }
+
+    /// The local wall clock, read only by [`Mutation::TakeoverByRecordTimestamp`].
+    #[cfg(feature = "mutations")]
+    pub fn set_wall_clock(&mut self, unix_ms: u64) {
+        self.wall_clock_ms = unix_ms;
+    }
+
+    fn mutated(&self, m: Mutation) -> bool {
+        self.mutation == Some(m)
     }
 
     pub fn config(&self) -> &ElectionConfig {
@@ -400,7 +439,13 @@ impl Elector {
             if now < l.renew_due {
                 return None;
             }
-            let (mode, term) = (PutMode::Update(l.etag.clone()), l.term);
+            #[allow(unused_mut)]
+            let mut mode = PutMode::Update(l.etag.clone());
+            #[cfg(feature = "mutations")]
+            if self.mutated(Mutation::UnconditionalRenewal) {
+                mode = PutMode::Overwrite;
+            }
+            let term = l.term;
             return Some(Pending::Write(self.write(WriteKind::Renew, mode, term)));
         }
         // 5. Everyone else polls; a read may lead to a takeover or a release (see `after_read`).
@@ -470,11 +515,20 @@ impl Elector {
     fn takeover_wait(&self, record: &LeaseRecord) -> Duration {
         let lease = Duration::from_millis(record.lease_ms);
         let t = &self.config.timings;
+        if self.mutated(Mutation::NoDriftMargin) {
+            return lease;
+        }
         lease + t.grace.max(t.drift_allowance(lease))
     }
 
     fn expired(&self, now: Instant, o: &Observed) -> bool {
         let wait = self.takeover_wait(&o.record);
+        if self.mutated(Mutation::TakeoverByRecordTimestamp) {
+            // Someone else's timestamp against our clock: wrong whenever clocks disagree.
+            let age_s =
+                (self.wall_clock_ms / 1000).saturating_sub(o.last_modified.unwrap_or(u64::MAX));
+            return Duration::from_secs(age_s) >= wait;
+        }
         if now >= o.observed_at + wait {
             return true;
         }
@@ -629,6 +683,10 @@ impl Elector {
                 self.last_error = None;
                 self.write_confirmed(now, w, etag);
             }
+            Outcome::Conflict if self.mutated(Mutation::ConflictAsLost) => {
+                self.step_down(DemoteReason::LeaseLost { holder: None });
+                self.read_due = now + self.config.timings.retry_period;
+            }
             Outcome::Conflict if w.conflicts < MAX_CONFLICT_RETRIES => {
                 // 409: a concurrent write was in progress and ours was not applied; send the
                 // same write again (same nonce, so a later read-back still recognises it).
@@ -685,7 +743,12 @@ impl Elector {
             term,
             etag,
             record: w.record,
-            valid_until: sent_at + t.shrink_by_drift(t.lease),
+            valid_until: sent_at
+                + if self.mutated(Mutation::NoDriftMargin) {
+                    t.lease
+                } else {
+                    t.shrink_by_drift(t.lease)
+                },
             deadline,
             renew_due: sent_at + t.renew_interval,
         });

@@ -47,6 +47,8 @@ impl MemStore {
                     (PutMode::Create, existing) => existing.is_none(),
                     (PutMode::Update(want), Some(o)) => &o.etag == want,
                     (PutMode::Update(_), None) => false,
+                    #[cfg(feature = "mutations")]
+                    (PutMode::Overwrite, _) => true,
                 };
                 if !holds {
                     return Outcome::PreconditionFailed;

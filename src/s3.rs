@@ -93,6 +93,8 @@ pub fn build(
             match mode {
                 PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
                 PutMode::Update(etag) => headers.push(("if-match".into(), etag_header(cfg, etag))),
+                #[cfg(feature = "mutations")]
+                PutMode::Overwrite => {}
             }
             headers.push(("content-type".into(), "application/json".into()));
             headers.push(("content-length".into(), body.len().to_string()));

@@ -62,6 +62,20 @@ impl Recorder {
         o
     }
 
+    /// The caller stops acting as leader when it calls resign, before the release is
+    /// confirmed: recorded as a follower answer at that instant.
+    pub fn record_resigning(&self, node: &str) {
+        let mut o = observation(
+            node,
+            self.now_ms(),
+            0,
+            &Err(api::Error::Transport(String::new())),
+        );
+        o.error = None;
+        o.events = vec!["resigning".into()];
+        self.observations.lock().unwrap().push(o);
+    }
+
     pub fn history(&self) -> Vec<Observation> {
         self.observations.lock().unwrap().clone()
     }
@@ -355,6 +369,7 @@ impl Driver {
                 _ = tokio::time::sleep(pause) => {}
                 command = commands.recv() => match command {
                     Some(Command::Resign(reply)) => {
+                        self.recorder.record_resigning(&id);
                         if let Ok(answer) = self.resign().await {
                             self.recorder.record(&id, &answer);
                             let _ = reply.send(answer);
@@ -362,6 +377,7 @@ impl Driver {
                         self.stood_down = self.election.stateless;
                     }
                     Some(Command::Stop) | None => {
+                        self.recorder.record_resigning(&id);
                         if let Ok(answer) = self.resign().await {
                             self.recorder.record(&id, &answer);
                         }

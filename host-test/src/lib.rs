@@ -7,6 +7,7 @@ pub mod faults;
 pub mod history;
 pub mod ministack;
 pub mod runtime;
+pub mod sim;
 pub mod store;
 
 use runtime::api;

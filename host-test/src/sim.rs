@@ -1,0 +1,1065 @@
+//! Deterministic simulation of the election: N nodes run the REAL core (`s3_election::core`)
+//! against the in-memory model of S3's conditional writes, on virtual time, under faults that
+//! one `u64` seed derives (swarm testing: each seed switches fault kinds on or off and picks
+//! their intensity). The recorded history is judged by the same checker as real-server runs,
+//! plus the checks only a simulator can make.
+//!
+//! Fault model: requests dropped, delayed (reordered across nodes) or held past their timeout
+//! and applied late; answers lost after the store applied the request; 409 and 5xx answers
+//! (5xx before or after applying); partitions; process pauses longer than the lease; crashes
+//! with and without release, and restarts with the same node id; clock-rate drift within the
+//! configured bound and wall-clock offsets; stateless nodes mixed with stateful ones; a foreign
+//! object planted at the lease key.
+//!
+//! Invariants: (a) never two leaders at one instant of true time, (b) one holder per term and
+//! terms only grow, (c) once faults stop a node leads within a bound, (d) no unconditional
+//! write reaches the store, (e) a foreign object is never overwritten, (f) once faults stop
+//! the leader is stable: a normal store answer (such as 409) never demotes it.
+
+use crate::history::{self, Observation};
+use s3_election::config::{ElectionConfig, Timings};
+use s3_election::core::MAX_REQUESTS_PER_TICK;
+use s3_election::core::{Elector, Event, Mutation, Outcome, PutMode, Request, Role};
+use s3_election::memstore::MemStore;
+use s3_election::time::Instant;
+use s3_election::Error;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::fmt;
+use std::time::Duration;
+
+const NAME: &str = "sim";
+const KEY: &str = "sim/lease";
+const LEASE_MS: u64 = 1000;
+/// Clock-rate error assumed by the protocol in the simulation (nodes drift within ±half).
+const MAX_DRIFT_PPM: u32 = 50_000;
+const STORE_EPOCH_S: u64 = 1_790_000_000;
+
+/// Small deterministic generator (SplitMix64), so a seed replays exactly.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x5EED_5EED_5EED_5EED)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `lo..=hi`.
+    pub fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        lo + self.next_u64() % (hi - lo + 1)
+    }
+    pub fn unit(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+    pub fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.unit() < p
+    }
+}
+
+/// Everything a seed decides about one schedule. Printed with every failure.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    pub seed: u64,
+    pub mutation: Option<Mutation>,
+    pub nodes: usize,
+    pub stateless: Vec<bool>,
+    /// Clock rate of each node's monotonic clock (1.0 = true time).
+    pub rates: Vec<f64>,
+    /// Offset of each node's wall clock from true time, ms.
+    pub wall_offsets_ms: Vec<i64>,
+    pub drop_request: f64,
+    pub lose_answer: f64,
+    pub max_delay_ms: u64,
+    /// Chance a request is held past its timeout and applied late.
+    pub late_apply: f64,
+    /// The store answers a write 409 without applying it. AWS documents this as a normal
+    /// answer under concurrent writes, so it continues after the fault phase.
+    pub conflict: f64,
+    pub server_error: f64,
+    pub server_error_after_apply: f64,
+    /// (node, at ms, duration ms)
+    pub pauses: Vec<(usize, u64, u64)>,
+    /// (node, at ms, with release, restart after ms)
+    pub crashes: Vec<(usize, u64, bool, Option<u64>)>,
+    /// (node, from ms, to ms)
+    pub partitions: Vec<(usize, u64, u64)>,
+    pub foreign_at_ms: Option<u64>,
+    /// Faults happen before this; then only the normal store behaviour.
+    pub heal_ms: u64,
+    pub end_ms: u64,
+}
+
+impl Profile {
+    pub fn from_seed(seed: u64, mutation: Option<Mutation>) -> Profile {
+        let mut r = Rng::new(seed);
+        let nodes = r.range(2, 5) as usize;
+        let mixed = r.chance(0.4);
+        let stateless = (0..nodes).map(|_| mixed && r.chance(0.4)).collect();
+        let half_drift = f64::from(MAX_DRIFT_PPM) / 2e6;
+        let rates = (0..nodes)
+            .map(|_| 1.0 + half_drift * (2.0 * r.unit() - 1.0))
+            .collect();
+        let skewed = r.chance(0.5);
+        let wall_offsets_ms = (0..nodes)
+            .map(|_| {
+                if skewed {
+                    r.range(0, 6000) as i64 - 3000
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let on = |p: f64, max: f64, r: &mut Rng| if r.chance(p) { max * r.unit() } else { 0.0 };
+        let drop_request = on(0.5, 0.3, &mut r);
+        let lose_answer = on(0.5, 0.3, &mut r);
+        let late_apply = on(0.3, 0.2, &mut r);
+        let conflict = on(0.3, 0.02, &mut r);
+        let server_error = on(0.3, 0.2, &mut r);
+        let server_error_after_apply = on(0.3, 0.2, &mut r);
+        let max_delay_ms = [1, 5, 20, 60][r.range(0, 3) as usize];
+        let heal_ms = r.range(3_000, 10_000);
+        let mut pauses = Vec::new();
+        if r.chance(0.5) {
+            for _ in 0..r.range(1, 4) {
+                let n = r.range(0, nodes as u64 - 1) as usize;
+                pauses.push((n, r.range(0, heal_ms - 2500), r.range(100, 2500)));
+            }
+        }
+        let mut crashes = Vec::new();
+        if r.chance(0.5) {
+            for _ in 0..r.range(1, 3) {
+                let n = r.range(0, nodes as u64 - 1) as usize;
+                let restart = r.chance(0.6).then(|| r.range(100, 3000));
+                crashes.push((n, r.range(0, heal_ms - 500), r.chance(0.4), restart));
+            }
+        }
+        let mut partitions = Vec::new();
+        if r.chance(0.4) {
+            for _ in 0..r.range(1, 3) {
+                let n = r.range(0, nodes as u64 - 1) as usize;
+                let from = r.range(0, heal_ms - 200);
+                partitions.push((n, from, r.range(from + 100, heal_ms)));
+            }
+        }
+        let foreign_at_ms = r.chance(0.03).then(|| r.range(0, heal_ms));
+        Profile {
+            seed,
+            mutation,
+            nodes,
+            stateless,
+            rates,
+            wall_offsets_ms,
+            drop_request,
+            lose_answer,
+            max_delay_ms,
+            late_apply,
+            conflict,
+            server_error,
+            server_error_after_apply,
+            pauses,
+            crashes,
+            partitions,
+            foreign_at_ms,
+            heal_ms,
+            end_ms: heal_ms + 6_000,
+        }
+    }
+
+    pub fn timings() -> Timings {
+        let mut t = Timings::for_lease(Duration::from_millis(LEASE_MS));
+        t.max_drift_ppm = MAX_DRIFT_PPM;
+        t
+    }
+
+    /// Time after healing within which some node must lead.
+    pub fn liveness_bound_ms(&self) -> u64 {
+        let t = Profile::timings();
+        let ms = |d: Duration| d.as_millis() as u64;
+        let stateless_extra = if self.stateless.iter().any(|s| *s) {
+            2000
+        } else {
+            0
+        };
+        // A lease renewed just before healing, then lease + grace of observation, a poll,
+        // late requests still landing, and a request timeout.
+        2 * LEASE_MS
+            + ms(t.grace)
+            + 2 * ms(t.retry_period)
+            + ms(t.request_timeout)
+            + self.late_delay_max_ms()
+            + stateless_extra
+    }
+
+    fn late_delay_max_ms(&self) -> u64 {
+        3 * Profile::timings().request_timeout.as_millis() as u64
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SimViolation {
+    /// (a) or (b), from the shared checker.
+    History(history::Violation),
+    /// (c) No leader within the bound after the faults stopped.
+    NoLeaderAfterHeal { heal_ms: u64, bound_ms: u64 },
+    /// (d) A write reached the store without a condition.
+    UnconditionalWrite { at_ms: u64, node: String },
+    /// (e) A foreign object was overwritten.
+    ForeignOverwritten { at_ms: u64, node: String },
+    /// (f) Leadership changed although nothing was wrong.
+    UnstableLeader {
+        at_ms: u64,
+        before: (String, u64),
+        after: (String, u64),
+    },
+}
+
+impl fmt::Display for SimViolation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimViolation::History(v) => write!(f, "{v}"),
+            SimViolation::NoLeaderAfterHeal { heal_ms, bound_ms } => {
+                write!(f, "liveness: no leader within {bound_ms} ms after faults stopped at {heal_ms} ms")
+            }
+            SimViolation::UnconditionalWrite { at_ms, node } => {
+                write!(f, "unconditional write to the lease by {node} at {at_ms} ms")
+            }
+            SimViolation::ForeignOverwritten { at_ms, node } => {
+                write!(f, "{node} overwrote a foreign object at {at_ms} ms")
+            }
+            SimViolation::UnstableLeader { at_ms, before, after } => write!(
+                f,
+                "stability: after faults stopped, leadership went from {} (term {}) to {} (term {}) at {at_ms} ms",
+                before.0, before.1, after.0, after.1
+            ),
+        }
+    }
+}
+
+impl SimViolation {
+    /// When it happened, ms, to print the history around it.
+    pub fn at_ms(&self) -> u64 {
+        match self {
+            SimViolation::History(history::Violation::TwoLeaders { second, .. }) => second.from_ms,
+            SimViolation::History(history::Violation::TermWentBack { span, .. }) => span.from_ms,
+            SimViolation::History(history::Violation::LeaderWithoutTerm { at_ms, .. }) => *at_ms,
+            SimViolation::History(history::Violation::TermShared { .. }) => 0,
+            SimViolation::NoLeaderAfterHeal { heal_ms, .. } => *heal_ms,
+            SimViolation::UnconditionalWrite { at_ms, .. }
+            | SimViolation::ForeignOverwritten { at_ms, .. }
+            | SimViolation::UnstableLeader { at_ms, .. } => *at_ms,
+        }
+    }
+}
+
+/// The result of one schedule.
+pub struct Run {
+    pub profile: Profile,
+    pub history: Vec<Observation>,
+    pub violation: Option<SimViolation>,
+    pub events: u64,
+}
+
+impl Run {
+    /// A hash of the whole history, to check that a seed replays exactly.
+    pub fn fingerprint(&self) -> u64 {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for o in &self.history {
+            for b in format!("{o:?}").bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        h
+    }
+
+    /// A readable account of a failure: seed, how to replay it, the profile, and the
+    /// observations around the violation.
+    pub fn report(&self) -> String {
+        let Some(v) = &self.violation else {
+            return format!("seed {} passed", self.profile.seed);
+        };
+        let at = v.at_ms();
+        let window: Vec<String> = self
+            .history
+            .iter()
+            .filter(|o| o.at_ms + 2500 >= at && o.at_ms <= at + 1500)
+            .map(|o| {
+                format!(
+                    "  {:>6} ms  {:<3} {:<8} term={:<3} leader={:<5} valid={:>4}ms {}{}",
+                    o.at_ms,
+                    o.node,
+                    o.role,
+                    o.term.map_or("-".into(), |t| t.to_string()),
+                    o.leader.clone().unwrap_or_else(|| "-".into()),
+                    o.valid_ms,
+                    o.events.join(" "),
+                    o.error
+                        .as_deref()
+                        .map(|e| format!(" ERROR {e}"))
+                        .unwrap_or_default()
+                )
+            })
+            .collect();
+        let mutation = self
+            .profile
+            .mutation
+            .map(|m| format!(" --mutation {}", mutation_name(m)))
+            .unwrap_or_default();
+        format!(
+            "VIOLATION (seed {seed}): {v}\nreplay: cargo run -p host-test -- sim --seed {seed}{mutation}\n\
+             profile: {profile:?}\nhistory around {at} ms (true time):\n{window}",
+            seed = self.profile.seed,
+            profile = self.profile,
+            window = window.join("\n")
+        )
+    }
+}
+
+pub fn mutation_name(m: Mutation) -> &'static str {
+    match m {
+        Mutation::UnconditionalRenewal => "unconditional-renewal",
+        Mutation::NoDriftMargin => "no-drift-margin",
+        Mutation::TakeoverByRecordTimestamp => "record-timestamp",
+        Mutation::ConflictAsLost => "conflict-as-lost",
+    }
+}
+
+pub fn parse_mutation(name: &str) -> Option<Mutation> {
+    ALL_MUTATIONS
+        .iter()
+        .copied()
+        .find(|m| mutation_name(*m) == name)
+}
+
+pub const ALL_MUTATIONS: [Mutation; 4] = [
+    Mutation::UnconditionalRenewal,
+    Mutation::NoDriftMargin,
+    Mutation::TakeoverByRecordTimestamp,
+    Mutation::ConflictAsLost,
+];
+
+// ----- the simulation ----------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Kind {
+    Wake {
+        node: usize,
+        generation: u64,
+    },
+    Arrive {
+        id: u64,
+    },
+    Answer {
+        node: usize,
+        incarnation: u64,
+        id: u64,
+        outcome: Outcome,
+    },
+    Timeout {
+        node: usize,
+        incarnation: u64,
+        id: u64,
+    },
+    Pause {
+        node: usize,
+        ms: u64,
+    },
+    Crash {
+        node: usize,
+        release: bool,
+        restart_after: Option<u64>,
+    },
+    Restart {
+        node: usize,
+    },
+    PlantForeign,
+    Heal,
+}
+
+struct Scheduled {
+    at_us: u64,
+    seq: u64,
+    kind: Kind,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at_us, self.seq) == (o.at_us, o.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at_us, self.seq).cmp(&(o.at_us, o.seq))
+    }
+}
+
+struct Node {
+    id: String,
+    stateless: bool,
+    rate: f64,
+    /// Local monotonic clock at true time zero, ns.
+    clock_offset_ns: u64,
+    wall_offset_ms: i64,
+    elector: Option<Elector>,
+    crashed: bool,
+    /// Resign at the next step, then stop.
+    stopping: bool,
+    resign_sent: bool,
+    /// Bumped by crashes: answers addressed to an earlier incarnation are dropped.
+    incarnation: u64,
+    /// Bumped whenever a new wake is scheduled: older wakes are stale.
+    generation: u64,
+    paused_until_us: u64,
+    in_flight: Option<u64>,
+    requests_this_tick: usize,
+    seed_counter: u64,
+}
+
+struct InFlight {
+    node: usize,
+    request: Request,
+}
+
+struct Sim {
+    p: Profile,
+    rng: Rng,
+    now_us: u64,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    nodes: Vec<Node>,
+    store: MemStore,
+    requests: HashMap<u64, InFlight>,
+    next_request: u64,
+    history: Vec<Observation>,
+    healed: bool,
+    foreign_planted: bool,
+    violation: Option<SimViolation>,
+    events: u64,
+}
+
+/// Run one schedule.
+pub fn run(seed: u64, mutation: Option<Mutation>) -> Run {
+    let profile = Profile::from_seed(seed, mutation);
+    let mut sim = Sim::new(profile);
+    sim.run();
+    let violation = sim.violation.take().or_else(|| sim.judge());
+    Run {
+        profile: sim.p,
+        history: sim.history,
+        violation,
+        events: sim.events,
+    }
+}
+
+impl Sim {
+    fn new(p: Profile) -> Sim {
+        let mut rng = Rng::new(p.seed.wrapping_mul(31).wrapping_add(7));
+        let nodes = (0..p.nodes)
+            .map(|i| Node {
+                id: format!("n{i}"),
+                stateless: p.stateless[i],
+                rate: p.rates[i],
+                clock_offset_ns: rng.range(0, 1 << 40),
+                wall_offset_ms: p.wall_offsets_ms[i],
+                elector: None,
+                crashed: false,
+                stopping: false,
+                resign_sent: false,
+                incarnation: 0,
+                generation: 0,
+                paused_until_us: 0,
+                in_flight: None,
+                requests_this_tick: 0,
+                seed_counter: 0,
+            })
+            .collect();
+        let mut sim = Sim {
+            rng,
+            now_us: 0,
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes,
+            store: MemStore::new(),
+            requests: HashMap::new(),
+            next_request: 0,
+            history: Vec::new(),
+            healed: false,
+            foreign_planted: false,
+            violation: None,
+            events: 0,
+            p,
+        };
+        for n in 0..sim.nodes.len() {
+            sim.boot(n);
+            let start = sim.rng.range(0, 300_000);
+            sim.schedule_wake(n, start);
+        }
+        let ms = |v: u64| v * 1000;
+        for &(node, at, dur) in &sim.p.pauses.clone() {
+            sim.schedule(ms(at), Kind::Pause { node, ms: dur });
+        }
+        for &(node, at, release, restart_after) in &sim.p.crashes.clone() {
+            sim.schedule(
+                ms(at),
+                Kind::Crash {
+                    node,
+                    release,
+                    restart_after,
+                },
+            );
+        }
+        if let Some(at) = sim.p.foreign_at_ms {
+            sim.schedule(ms(at), Kind::PlantForeign);
+        }
+        sim.schedule(ms(sim.p.heal_ms), Kind::Heal);
+        sim
+    }
+
+    fn schedule(&mut self, at_us: u64, kind: Kind) {
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at_us,
+            seq: self.seq,
+            kind,
+        }));
+    }
+
+    fn schedule_wake(&mut self, node: usize, at_us: u64) {
+        let n = &mut self.nodes[node];
+        n.generation += 1;
+        let generation = n.generation;
+        self.schedule(at_us, Kind::Wake { node, generation });
+    }
+
+    fn run(&mut self) {
+        let end_us = self.p.end_ms * 1000;
+        while let Some(Reverse(ev)) = self.queue.pop() {
+            if ev.at_us > end_us || self.violation.is_some() {
+                break;
+            }
+            self.now_us = ev.at_us;
+            self.events += 1;
+            match ev.kind {
+                Kind::Wake { node, generation } => self.wake(node, generation),
+                Kind::Arrive { id } => self.arrive(id),
+                Kind::Answer {
+                    node,
+                    incarnation,
+                    id,
+                    outcome,
+                } => self.answer(node, incarnation, id, outcome),
+                Kind::Timeout {
+                    node,
+                    incarnation,
+                    id,
+                } => {
+                    let timeout = Outcome::Transient(Error::Transport("timeout".into()));
+                    self.answer(node, incarnation, id, timeout)
+                }
+                Kind::Pause { node, ms } => {
+                    let n = &mut self.nodes[node];
+                    n.paused_until_us = n.paused_until_us.max(self.now_us + ms * 1000);
+                }
+                Kind::Crash {
+                    node,
+                    release,
+                    restart_after,
+                } => self.crash(node, release, restart_after),
+                Kind::Restart { node } => self.restart(node),
+                Kind::PlantForeign => {
+                    self.store
+                        .put_raw(KEY, b"<not a lease>".to_vec(), self.store_now_s());
+                    self.foreign_planted = true;
+                }
+                Kind::Heal => self.heal(),
+            }
+        }
+    }
+
+    // ----- clocks ------------------------------------------------------------------------------
+
+    fn local(&self, node: usize) -> Instant {
+        let n = &self.nodes[node];
+        Instant::from_nanos(n.clock_offset_ns + (self.now_us as f64 * 1000.0 * n.rate) as u64)
+    }
+
+    /// The first true time at which `node`'s clock reads at least `t`.
+    fn true_us(&self, node: usize, t: Instant) -> u64 {
+        let n = &self.nodes[node];
+        let local_ns = t.as_nanos().saturating_sub(n.clock_offset_ns) as f64;
+        (local_ns / (1000.0 * n.rate)).ceil() as u64 + 1
+    }
+
+    fn store_now_s(&self) -> u64 {
+        STORE_EPOCH_S + self.now_us / 1_000_000
+    }
+
+    fn faulty(&self) -> bool {
+        !self.healed
+    }
+
+    fn partitioned(&self, node: usize) -> bool {
+        let now_ms = self.now_us / 1000;
+        self.p
+            .partitions
+            .iter()
+            .any(|&(n, from, to)| n == node && now_ms >= from && now_ms < to && !self.healed)
+    }
+
+    // ----- nodes -------------------------------------------------------------------------------
+
+    fn fresh_elector(&mut self, node: usize) -> Elector {
+        let n = &mut self.nodes[node];
+        n.seed_counter += 1;
+        let config = ElectionConfig {
+            name: NAME.into(),
+            node_id: n.id.clone(),
+            key_prefix: String::new(),
+            timings: Profile::timings(),
+            metadata: String::new(),
+            stateless: n.stateless,
+        };
+        let seed = self.p.seed ^ ((node as u64) << 48) ^ (n.seed_counter << 32);
+        let mut e = Elector::new(config, self.local(node), seed);
+        e.set_mutation(self.p.mutation);
+        e
+    }
+
+    fn boot(&mut self, node: usize) {
+        let e = if self.nodes[node].stateless {
+            None
+        } else {
+            Some(self.fresh_elector(node))
+        };
+        let n = &mut self.nodes[node];
+        n.elector = e;
+        n.crashed = false;
+        n.stopping = false;
+        n.resign_sent = false;
+        n.in_flight = None;
+    }
+
+    fn set_wall_clock(&mut self, node: usize) {
+        let n = &self.nodes[node];
+        let wall = (STORE_EPOCH_S * 1000 + self.now_us / 1000) as i64 + n.wall_offset_ms;
+        let local = self.local(node);
+        if let Some(e) = self.nodes[node].elector.as_mut() {
+            e.set_wall_clock(wall.max(0) as u64);
+            e.handle_timeout(local);
+        }
+    }
+
+    fn wake(&mut self, node: usize, generation: u64) {
+        let n = &self.nodes[node];
+        if n.generation != generation || n.crashed || n.in_flight.is_some() {
+            return;
+        }
+        if self.now_us < n.paused_until_us {
+            let until = n.paused_until_us;
+            self.schedule_wake(node, until);
+            return;
+        }
+        if n.stateless {
+            let e = self.fresh_elector(node);
+            self.nodes[node].elector = Some(e);
+        }
+        self.nodes[node].requests_this_tick = 0;
+        self.set_wall_clock(node);
+        let local = self.local(node);
+        let n = &mut self.nodes[node];
+        let resigning = n.stopping && !n.resign_sent;
+        if resigning {
+            n.resign_sent = true;
+            if let Some(e) = n.elector.as_mut() {
+                e.resign(local);
+            }
+        }
+        // The caller stops acting as leader when it calls resign, not when resign returns.
+        if resigning || !self.nodes[node].stateless {
+            self.record(node);
+        }
+        self.continue_tick(node);
+    }
+
+    /// Send the next request of this step, or end the step.
+    fn continue_tick(&mut self, node: usize) {
+        let local = self.local(node);
+        let n = &mut self.nodes[node];
+        let Some(e) = n.elector.as_mut() else { return };
+        if n.requests_this_tick < MAX_REQUESTS_PER_TICK {
+            if let Some(request) = e.poll_request(local) {
+                n.requests_this_tick += 1;
+                self.send(node, request);
+                return;
+            }
+        }
+        // The step is over: the caller sees this answer.
+        self.record(node);
+        let n = &self.nodes[node];
+        if n.stopping && n.resign_sent {
+            self.stop(node);
+            return;
+        }
+        let due = n.elector.as_ref().map(|e| e.poll_timeout());
+        if n.stateless {
+            self.nodes[node].elector = None;
+        }
+        if let Some(due) = due {
+            let at = self.true_us(node, due).max(self.now_us + 1);
+            self.schedule_wake(node, at);
+        }
+    }
+
+    fn send(&mut self, node: usize, request: Request) {
+        self.next_request += 1;
+        let id = self.next_request;
+        let n = &mut self.nodes[node];
+        n.in_flight = Some(id);
+        let incarnation = n.incarnation;
+        let timeout_us = Profile::timings().request_timeout.as_micros() as u64;
+        self.schedule(
+            self.now_us + timeout_us,
+            Kind::Timeout {
+                node,
+                incarnation,
+                id,
+            },
+        );
+        let dropped =
+            self.partitioned(node) || (self.faulty() && self.rng.chance(self.p.drop_request));
+        if dropped {
+            return;
+        }
+        let delay = if self.faulty() && self.rng.chance(self.p.late_apply) {
+            // Held in the network past the timeout, applied after the node gave up.
+            timeout_us + self.rng.range(1, self.p.late_delay_max_ms() * 1000)
+        } else {
+            self.rng.range(0, self.p.max_delay_ms * 1000)
+        };
+        self.requests.insert(id, InFlight { node, request });
+        self.schedule(self.now_us + delay, Kind::Arrive { id });
+    }
+
+    fn arrive(&mut self, id: u64) {
+        let Some(InFlight { node, request }) = self.requests.remove(&id) else {
+            return;
+        };
+        let is_write = matches!(request, Request::Put { .. });
+        let now_ms = self.now_us / 1000;
+        let outcome = if is_write && self.rng.chance(self.p.conflict) {
+            Outcome::Conflict
+        } else if self.faulty() && self.rng.chance(self.p.server_error) {
+            Outcome::Transient(server_error())
+        } else {
+            let outcome = self.store.apply(KEY, &request, self.store_now_s());
+            if let (Outcome::Written { .. }, Request::Put { mode, .. }) = (&outcome, &request) {
+                let who = self.nodes[node].id.clone();
+                if self.foreign_planted {
+                    self.violation
+                        .get_or_insert(SimViolation::ForeignOverwritten {
+                            at_ms: now_ms,
+                            node: who.clone(),
+                        });
+                }
+                if !matches!(mode, PutMode::Create | PutMode::Update(_)) {
+                    self.violation
+                        .get_or_insert(SimViolation::UnconditionalWrite {
+                            at_ms: now_ms,
+                            node: who,
+                        });
+                }
+            }
+            if self.faulty() && self.rng.chance(self.p.server_error_after_apply) {
+                Outcome::Transient(server_error())
+            } else {
+                outcome
+            }
+        };
+        if self.faulty() && self.rng.chance(self.p.lose_answer) {
+            return; // applied (or not), but the answer never arrives
+        }
+        let incarnation = self.nodes[node].incarnation;
+        let delay = self.rng.range(0, self.p.max_delay_ms * 1000);
+        self.schedule(
+            self.now_us + delay,
+            Kind::Answer {
+                node,
+                incarnation,
+                id,
+                outcome,
+            },
+        );
+    }
+
+    fn answer(&mut self, node: usize, incarnation: u64, id: u64, outcome: Outcome) {
+        let n = &self.nodes[node];
+        if n.crashed || n.incarnation != incarnation || n.in_flight != Some(id) {
+            return; // stale: the node gave up on this request, or restarted
+        }
+        if self.now_us < n.paused_until_us {
+            // A paused process handles the answer when it runs again.
+            let until = n.paused_until_us;
+            self.schedule(
+                until,
+                Kind::Answer {
+                    node,
+                    incarnation,
+                    id,
+                    outcome,
+                },
+            );
+            return;
+        }
+        self.nodes[node].in_flight = None;
+        self.set_wall_clock(node);
+        let local = self.local(node);
+        if let Some(e) = self.nodes[node].elector.as_mut() {
+            e.handle_response(local, outcome);
+        }
+        if !self.nodes[node].stateless {
+            self.record(node);
+        }
+        self.continue_tick(node);
+    }
+
+    fn crash(&mut self, node: usize, release: bool, restart_after: Option<u64>) {
+        if self.nodes[node].crashed {
+            return;
+        }
+        if release {
+            // A clean shutdown: resign at the next step, then stop.
+            self.nodes[node].stopping = true;
+            let now = self.now_us;
+            if self.nodes[node].in_flight.is_none() {
+                self.schedule_wake(node, now);
+            }
+        } else {
+            // No observation is recorded: the checker treats a crashed leader as acting until
+            // its validity ends, like a paused one.
+            self.stop(node);
+        }
+        if let Some(after) = restart_after {
+            self.schedule(self.now_us + after * 1000, Kind::Restart { node });
+        }
+    }
+
+    fn stop(&mut self, node: usize) {
+        let n = &mut self.nodes[node];
+        n.crashed = true;
+        n.elector = None;
+        n.in_flight = None;
+        n.incarnation += 1;
+        n.generation += 1;
+    }
+
+    fn restart(&mut self, node: usize) {
+        if !self.nodes[node].crashed && !self.nodes[node].stopping {
+            return;
+        }
+        if !self.nodes[node].crashed {
+            self.stop(node);
+        }
+        self.nodes[node].incarnation += 1;
+        self.boot(node);
+        let now = self.now_us;
+        self.schedule_wake(node, now);
+    }
+
+    fn heal(&mut self) {
+        self.healed = true;
+        let now = self.now_us;
+        for node in 0..self.nodes.len() {
+            self.nodes[node].paused_until_us = self.nodes[node].paused_until_us.min(now);
+            if self.nodes[node].crashed || self.nodes[node].stopping {
+                self.restart(node);
+            }
+        }
+    }
+
+    fn record(&mut self, node: usize) {
+        let local = self.local(node);
+        let at_ms = self.now_us / 1000;
+        let n = &mut self.nodes[node];
+        let Some(e) = n.elector.as_mut() else { return };
+        let status = e.status(local);
+        let error = e.take_error().map(|e| e.to_string());
+        let events: Vec<String> = std::iter::from_fn(|| e.poll_event())
+            .map(|e| event_text(&e))
+            .collect();
+        // Validity in true time, rounded up, from the floor of the true instant: conservative.
+        let valid_true_us = (status.valid_for.as_nanos() as f64 / 1000.0 / n.rate).ceil() as u64;
+        let valid_ms = if status.role == Role::Leader {
+            (self.now_us % 1000 + valid_true_us).div_ceil(1000)
+        } else {
+            0
+        };
+        self.history.push(Observation {
+            unix_ms: at_ms,
+            at_ms,
+            node: n.id.clone(),
+            role: if status.role == Role::Leader {
+                "leader"
+            } else {
+                "follower"
+            },
+            term: status
+                .fencing_token
+                .or(status.leader.as_ref().map(|l| l.term)),
+            leader: status.leader.map(|l| l.node_id),
+            valid_ms,
+            events,
+            error,
+            last_error: status.last_error.map(|e| e.to_string()),
+        });
+    }
+
+    // ----- judging -----------------------------------------------------------------------------
+
+    fn judge(&self) -> Option<SimViolation> {
+        if let Err(v) = history::check(&self.history) {
+            return Some(SimViolation::History(v));
+        }
+        if self.p.foreign_at_ms.is_some() {
+            return None; // nobody may lead on a foreign record: liveness does not apply
+        }
+        let heal = self.p.heal_ms;
+        let bound = self.p.liveness_bound_ms();
+        let mut after: Vec<&Observation> = self
+            .history
+            .iter()
+            .filter(|o| o.at_ms >= heal && o.is_leader())
+            .collect();
+        after.sort_by_key(|o| o.at_ms);
+        if !after.first().is_some_and(|o| o.at_ms <= heal + bound) {
+            return Some(SimViolation::NoLeaderAfterHeal {
+                heal_ms: heal,
+                bound_ms: bound,
+            });
+        }
+        let settled: Vec<&&Observation> =
+            after.iter().filter(|o| o.at_ms >= heal + bound).collect();
+        if let Some(first) = settled.first() {
+            let key = |o: &Observation| (o.node.clone(), o.term.unwrap_or(0));
+            for o in &settled {
+                if key(o) != key(first) {
+                    return Some(SimViolation::UnstableLeader {
+                        at_ms: o.at_ms,
+                        before: key(first),
+                        after: key(o),
+                    });
+                }
+            }
+            // A demotion of the settled leader is instability too, even if it won again.
+            if let Some(o) = self.history.iter().find(|o| {
+                o.at_ms >= first.at_ms
+                    && o.node == first.node
+                    && o.events.iter().any(|e| e.starts_with("demoted"))
+            }) {
+                return Some(SimViolation::UnstableLeader {
+                    at_ms: o.at_ms,
+                    before: key(first),
+                    after: (o.node.clone(), o.term.unwrap_or(0)),
+                });
+            }
+        }
+        None
+    }
+}
+
+fn server_error() -> Error {
+    Error::Store {
+        status: 500,
+        code: "InternalError".into(),
+        message: "injected".into(),
+    }
+}
+
+fn event_text(e: &Event) -> String {
+    match e {
+        Event::Elected { term } => format!("elected(term={term})"),
+        Event::Demoted { term, reason } => format!("demoted(term={term}, {reason:?})"),
+        Event::LeaderChanged { leader: Some(l) } => {
+            format!("leader-changed({}, term={})", l.node_id, l.term)
+        }
+        Event::LeaderChanged { leader: None } => "leader-changed(none)".into(),
+    }
+}
+
+/// Many schedules on all cores: seeds `first..first + count`.
+pub struct Campaign {
+    pub schedules: u64,
+    pub events: u64,
+    pub elapsed: Duration,
+    /// How many schedules failed.
+    pub failed: u64,
+    /// Failing runs' reports, in seed order (at most a few are kept).
+    pub failures: Vec<(u64, String)>,
+}
+
+impl Campaign {
+    pub fn per_second(&self) -> f64 {
+        self.schedules as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Run seeds `first..first+count`, stopping early after the first failure when `stop_early`.
+pub fn campaign(
+    first: u64,
+    count: u64,
+    mutation: Option<Mutation>,
+    threads: usize,
+    stop_early: bool,
+) -> Campaign {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Mutex;
+    let started = std::time::Instant::now();
+    let next = AtomicU64::new(first);
+    let stop = AtomicBool::new(false);
+    let done = AtomicU64::new(0);
+    let events = AtomicU64::new(0);
+    let failures = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads.max(1) {
+            s.spawn(|| loop {
+                if stop.load(Ordering::Relaxed) {
+                    break;
+                }
+                let seed = next.fetch_add(1, Ordering::Relaxed);
+                if seed >= first + count {
+                    break;
+                }
+                let r = run(seed, mutation);
+                done.fetch_add(1, Ordering::Relaxed);
+                events.fetch_add(r.events, Ordering::Relaxed);
+                if r.violation.is_some() {
+                    failures.lock().unwrap().push((seed, r.report()));
+                    if stop_early {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut failures = failures.into_inner().unwrap();
+    failures.sort_by_key(|(seed, _)| *seed);
+    let failed = failures.len() as u64;
+    failures.truncate(5);
+    Campaign {
+        schedules: done.into_inner(),
+        events: events.into_inner(),
+        elapsed: started.elapsed(),
+        failed,
+        failures,
+    }
+}
