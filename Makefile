@@ -17,8 +17,10 @@ SIM_SEEDS ?= 100000
 sim:
 	cargo run --quiet -p host-test -- sim --seeds $(SIM_SEEDS)
 
+# `cargo rustc --crate-type cdylib`, not `cargo build`: with crate-type = ["cdylib", "rlib"],
+# cargo silently drops `lto = true` (rust-lang/cargo#9672), and the component grows by ~25 %.
 component: target
-	cargo build --release --target wasm32-wasip2 -p s3-election
+	cargo rustc --release --target wasm32-wasip2 -p s3-election --lib --crate-type cdylib
 	@ls -l $(WASM) | awk '{printf "component: %s (%d KiB)\n", $$9, $$5/1024}'
 
 target:

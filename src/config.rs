@@ -1,6 +1,7 @@
 //! Configuration and its validation. Everything here is checked before any request is sent, so
 //! a bad setting is a [`ConfigError`] at open time, never a surprise during an election.
 
+use crate::members::QuorumConfig;
 use std::fmt;
 use std::time::Duration;
 
@@ -113,12 +114,34 @@ pub struct ElectionConfig {
     /// A fresh instance per call that remembers nothing: takeover is judged by the store's own
     /// clock (`Date - Last-Modified`), since no local observation survives between calls.
     pub stateless: bool,
+    /// Quorum of observers; `size == 1` (the default) turns it off.
+    pub quorum: QuorumConfig,
+}
+
+/// The keys one elector uses.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Keys {
+    /// `<prefix><name>/lease`
+    pub lease: String,
+    /// `<prefix><name>/members/`: every member object is under it.
+    pub members: String,
+    /// This node's own member object.
+    pub own_member: String,
 }
 
 impl ElectionConfig {
     /// The key of the lease object.
     pub fn lease_key(&self) -> String {
-        format!("{}{}/lease", self.key_prefix, self.name)
+        self.keys().lease
+    }
+
+    pub fn keys(&self) -> Keys {
+        let base = format!("{}{}", self.key_prefix, self.name);
+        Keys {
+            lease: format!("{base}/lease"),
+            members: format!("{base}/members/"),
+            own_member: format!("{base}/members/{}", self.node_id),
+        }
     }
 }
 
@@ -203,7 +226,38 @@ impl ElectionConfig {
                 format!("longer than {MAX_METADATA_LEN} bytes"),
             ));
         }
-        self.timings.validate()
+        self.timings.validate()?;
+        self.validate_quorum()
+    }
+
+    fn validate_quorum(&self) -> Result<(), ConfigError> {
+        let q = &self.quorum;
+        if q.size == 0 || q.size > 1000 {
+            return Err(invalid("quorum", "must be between 1 (off) and 1000"));
+        }
+        if !q.enabled() {
+            return Ok(());
+        }
+        if q.heartbeat_interval < Duration::from_millis(100) {
+            return Err(invalid("heartbeat-interval-ms", "must be at least 100 ms"));
+        }
+        // Freshness is judged by the store's `Date`, which has a resolution of one second.
+        if q.member_ttl < Duration::from_secs(2) {
+            return Err(invalid("member-ttl-ms", "must be at least 2000 ms"));
+        }
+        if q.heartbeat_interval * 3 > q.member_ttl {
+            return Err(invalid(
+                "heartbeat-interval-ms",
+                "must be at most a third of the member TTL, so one lost heartbeat does not make a member stale",
+            ));
+        }
+        if self.stateless {
+            return Err(invalid(
+                "quorum",
+                "needs a stateful elector (a stateless instance cannot heartbeat between calls)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -321,6 +375,7 @@ mod tests {
             timings: Timings::default(),
             metadata: String::new(),
             stateless: false,
+            quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
         }
     }
 
@@ -426,6 +481,31 @@ mod tests {
             assert_eq!(field_of(c.validate()), "key-prefix", "{bad:?}");
         }
         assert_eq!(election().lease_key(), "elections/jobs/lease");
+    }
+
+    #[test]
+    fn quorum_settings_are_checked_only_when_quorum_is_on() {
+        let mut c = election();
+        c.quorum.member_ttl = Duration::from_millis(10); // ignored while quorum is off
+        assert_eq!(c.validate(), Ok(()));
+        c.quorum = QuorumConfig::disabled_for_lease(c.timings.lease);
+        c.quorum.size = 3;
+        assert_eq!(c.validate(), Ok(()));
+        let mut bad = c.clone();
+        bad.quorum.size = 0;
+        assert_eq!(field_of(bad.validate()), "quorum");
+        let mut bad = c.clone();
+        bad.quorum.heartbeat_interval = bad.quorum.member_ttl / 2;
+        assert_eq!(field_of(bad.validate()), "heartbeat-interval-ms");
+        let mut bad = c.clone();
+        bad.quorum.member_ttl = Duration::from_secs(1);
+        assert_eq!(field_of(bad.validate()), "member-ttl-ms");
+        let mut bad = c.clone();
+        bad.stateless = true;
+        assert_eq!(field_of(bad.validate()), "quorum");
+        let keys = c.keys();
+        assert_eq!(keys.members, "elections/jobs/members/");
+        assert_eq!(keys.own_member, "elections/jobs/members/node-1");
     }
 
     #[test]

@@ -29,6 +29,7 @@
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
+use crate::members::{CheckResult, ListEntry, MemberInfo, MemberRequest, Members};
 use crate::record::{LeaseRecord, FORMAT};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -70,6 +71,8 @@ pub enum Mutation {
     TakeoverByRecordTimestamp,
     /// Take `409 Conflict` as a lost race instead of retrying.
     ConflictAsLost,
+    /// Keep leading below quorum (never release for a lost quorum).
+    IgnoreQuorum,
 }
 
 /// A request for the lease object, to be signed and sent by the IO layer.
@@ -79,6 +82,14 @@ pub enum Request {
     Get { if_none_match: Option<ETag> },
     /// Conditional PUT of a JSON lease record.
     Put { mode: PutMode, body: Vec<u8> },
+    /// PUT of this node's own member object (quorum heartbeats). Only this node writes it.
+    PutMember { body: Vec<u8> },
+    /// GET of one member object, to check its body.
+    GetMember { node: String },
+    /// ListObjectsV2 of the member objects.
+    ListMembers { continuation: Option<String> },
+    /// DELETE of this node's own member object (leaving).
+    DeleteMember,
 }
 
 /// What the store answered, already normalised across stores by the S3 layer.
@@ -97,6 +108,14 @@ pub enum Outcome {
     NotFound,
     /// PUT 200.
     Written { etag: ETag },
+    /// ListObjectsV2 200: one page, and the token of the next one.
+    Listed {
+        entries: Vec<ListEntry>,
+        continuation: Option<String>,
+        date: Option<u64>,
+    },
+    /// DELETE 204.
+    Deleted,
     /// PUT 412, or 404 to `If-Match` on a missing key: the condition did not hold.
     PreconditionFailed,
     /// 409 `ConditionalRequestConflict`: a concurrent write; retry.
@@ -132,6 +151,8 @@ pub enum DemoteReason {
     Resigned,
     /// A fatal error while leading (see [`Elector::take_error`]).
     Error,
+    /// Fewer than the quorum of members were fresh for longer than the grace.
+    QuorumLost,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -142,6 +163,10 @@ pub enum Event {
     Demoted { term: u64, reason: DemoteReason },
     /// The leader as seen from here changed (another node, another term, or none).
     LeaderChanged { leader: Option<LeaderInfo> },
+    /// Fewer than the quorum of members are fresh (a leader reports it when it releases).
+    QuorumLost { fresh: u32, needed: u32 },
+    /// Enough members are fresh again.
+    QuorumRestored { fresh: u32 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,6 +182,9 @@ pub struct Status {
     pub next_step_in: Duration,
     /// The last transient problem, if the last attempt failed (the elector is retrying).
     pub last_error: Option<Error>,
+    /// With quorum on: the members as this node (leading) or the leader (following) last
+    /// judged them.
+    pub members: Vec<MemberInfo>,
 }
 
 /// What we last saw of the lease object.
@@ -166,7 +194,7 @@ enum View {
     Unknown,
     /// The store said there is no lease object.
     Missing,
-    Present(Observed),
+    Present(Box<Observed>),
 }
 
 #[derive(Clone, Debug)]
@@ -208,6 +236,7 @@ struct Write {
 enum Pending {
     Read,
     Write(Write),
+    Member(MemberRequest),
 }
 
 #[derive(Clone, Debug)]
@@ -248,6 +277,12 @@ pub struct Elector {
     events: VecDeque<Event>,
     fatal: Option<Error>,
     last_error: Option<Error>,
+    /// Heartbeats and quorum checks (inert when quorum is off).
+    members: Members,
+    /// Since when a leader's checks have found fewer than the quorum.
+    below_quorum_since: Option<Instant>,
+    /// The last quorum check found too few members (reported once per change).
+    quorum_lost: bool,
     mutation: Option<Mutation>,
     /// Local wall clock, only for [`Mutation::TakeoverByRecordTimestamp`].
     wall_clock_ms: u64,
@@ -257,7 +292,17 @@ impl Elector {
     /// A new elector. `config` must have passed [`ElectionConfig::validate`]; `seed` (from a
     /// real random source in production) drives nonces and jitter.
     pub fn new(config: ElectionConfig, now: Instant, seed: u64) -> Elector {
+        let members = Members::new(
+            config.quorum,
+            &config.node_id,
+            &config.metadata,
+            config.keys().members,
+            now,
+        );
         Elector {
+            members,
+            below_quorum_since: None,
+            quorum_lost: false,
             config,
             rng: SplitMix64(seed),
             view: View::Unknown,
@@ -322,6 +367,7 @@ impl Elector {
         match self.in_flight.take() {
             Some(Pending::Read) => self.on_read(now, outcome),
             Some(Pending::Write(w)) => self.on_write(now, w, outcome),
+            Some(Pending::Member(r)) => self.on_member(now, r, outcome),
             None => {} // No request outstanding: nothing to match the answer to.
         }
         self.handle_timeout(now);
@@ -339,6 +385,12 @@ impl Elector {
             None => self.read_now(now),
         }
         self.refresh_leader(now);
+    }
+
+    /// Resign, and remove this node's member object so it no longer counts towards a quorum.
+    pub fn leave(&mut self, now: Instant) {
+        self.resign(now);
+        self.members.leave();
     }
 
     /// Read the record at the next step, whatever the poll schedule (observer queries).
@@ -369,6 +421,16 @@ impl Elector {
                 mode: w.mode.clone(),
                 body: w.record.encode(),
             },
+            Pending::Member(MemberRequest::Heartbeat) => Request::PutMember {
+                body: self.members.body().to_vec(),
+            },
+            Pending::Member(MemberRequest::Get { node }) => {
+                Request::GetMember { node: node.clone() }
+            }
+            Pending::Member(MemberRequest::List { continuation }) => Request::ListMembers {
+                continuation: continuation.clone(),
+            },
+            Pending::Member(MemberRequest::Leave) => Request::DeleteMember,
         };
         self.in_flight = Some(pending);
         Some(request)
@@ -386,11 +448,12 @@ impl Elector {
         if let Some((at, _)) = &self.planned {
             return *at;
         }
-        match &self.leadership {
+        let lease = match &self.leadership {
             Some(l) if self.unconfirmed.is_none() => l.renew_due.min(l.deadline),
             Some(l) => self.read_due.min(l.deadline),
             None => self.read_due,
-        }
+        };
+        self.members.next_due().map_or(lease, |m| m.min(lease))
     }
 
     /// A fatal error from the last step, once; the elector retries on later steps.
@@ -417,6 +480,11 @@ impl Elector {
             valid_for: leading.map_or(Duration::ZERO, |l| l.valid_until.saturating_since(now)),
             next_step_in: self.poll_timeout().saturating_since(now),
             last_error: self.last_error.clone(),
+            members: match (&self.leadership, &self.view) {
+                (Some(_), _) => self.members.view().to_vec(),
+                (None, View::Present(o)) => o.record.members.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 
@@ -430,26 +498,32 @@ impl Elector {
         if let Some((_, w)) = self.planned.take() {
             return Some(Pending::Write(w));
         }
-        // 3. A write without a clear answer is settled by reading the record back.
-        if self.unconfirmed.is_some() {
-            return (now >= self.read_due).then_some(Pending::Read);
+        // 3. A write without a clear answer is settled by reading the record back; no other
+        //    lease request goes out until then.
+        let settling = self.unconfirmed.is_some();
+        if settling && now >= self.read_due {
+            return Some(Pending::Read);
         }
-        // 4. A leader renews when due; it does not poll.
-        if let Some(l) = &self.leadership {
-            if now < l.renew_due {
-                return None;
+        // 4. A leader renews when due.
+        if let Some(l) = self.leadership.as_ref().filter(|_| !settling) {
+            if now >= l.renew_due {
+                #[allow(unused_mut)]
+                let mut mode = PutMode::Update(l.etag.clone());
+                #[cfg(feature = "mutations")]
+                if self.mutated(Mutation::UnconditionalRenewal) {
+                    mode = PutMode::Overwrite;
+                }
+                let term = l.term;
+                return Some(Pending::Write(self.write(WriteKind::Renew, mode, term)));
             }
-            #[allow(unused_mut)]
-            let mut mode = PutMode::Update(l.etag.clone());
-            #[cfg(feature = "mutations")]
-            if self.mutated(Mutation::UnconditionalRenewal) {
-                mode = PutMode::Overwrite;
-            }
-            let term = l.term;
-            return Some(Pending::Write(self.write(WriteKind::Renew, mode, term)));
         }
-        // 5. Everyone else polls; a read may lead to a takeover or a release (see `after_read`).
-        (now >= self.read_due).then_some(Pending::Read)
+        // 5. Member duties: heartbeat, a quorum check in progress or due.
+        if let Some(r) = self.members.poll(now) {
+            return Some(Pending::Member(r));
+        }
+        // 6. Followers poll (a leader does not); a read may lead to a takeover or a release
+        //    (see `after_read`).
+        (!settling && self.leadership.is_none() && now >= self.read_due).then_some(Pending::Read)
     }
 
     /// May this follower take the lease now, and with which write? Steps as in client-go's
@@ -557,6 +631,11 @@ impl Elector {
             nonce: self.rng.nonce(),
             released: kind == WriteKind::Release,
             metadata: self.config.metadata.clone(),
+            members: if kind == WriteKind::Release {
+                Vec::new()
+            } else {
+                self.members.view().to_vec()
+            },
         }
     }
 
@@ -602,8 +681,11 @@ impl Elector {
             Outcome::Fatal(e) => self.fail(now, e),
             Outcome::Transient(e) => self.retry_read_later(now, e),
             Outcome::Conflict => self.retry_read_later(now, store_bug("409 to a GET")),
-            Outcome::Written { .. } | Outcome::PreconditionFailed => {
-                self.retry_read_later(now, store_bug("a write answer to a GET"))
+            Outcome::Written { .. }
+            | Outcome::PreconditionFailed
+            | Outcome::Listed { .. }
+            | Outcome::Deleted => {
+                self.retry_read_later(now, store_bug("an answer to another request"))
             }
         }
     }
@@ -622,13 +704,13 @@ impl Elector {
             View::Present(o) if o.etag == etag => o.observed_at,
             _ => now,
         };
-        self.view = View::Present(Observed {
+        self.view = View::Present(Box::new(Observed {
             etag,
             record,
             observed_at,
             last_modified,
             store_age: age(last_modified, date),
-        });
+        }));
     }
 
     fn after_read(&mut self, now: Instant) {
@@ -669,12 +751,136 @@ impl Elector {
             }
             return;
         }
+        self.quorum_seen_in_record();
         let next = if self.resigned {
             self.release()
         } else {
             self.takeover(now)
         };
+        // With quorum on, a candidate acquires only right after a check found enough fresh
+        // members; otherwise it checks first and reads again once the check succeeds.
+        let next = match next {
+            Some(w)
+                if matches!(w.kind, WriteKind::Acquire | WriteKind::Resume)
+                    && !self.quorum_confirmed(now) =>
+            {
+                self.members.want_check(now);
+                None
+            }
+            other => other,
+        };
         self.planned = next.map(|w| (now, w));
+    }
+
+    /// A follower that reported the quorum lost learns it is back from a new leader's record
+    /// (a leader only leads with a quorum, and publishes the members it counted).
+    fn quorum_seen_in_record(&mut self) {
+        if !self.quorum_lost {
+            return;
+        }
+        if let View::Present(o) = &self.view {
+            let fresh = o.record.members.iter().filter(|m| m.fresh).count() as u32;
+            if !o.record.released && fresh >= self.members.config().size {
+                self.quorum_lost = false;
+                self.events.push_back(Event::QuorumRestored { fresh });
+            }
+        }
+    }
+
+    fn quorum_confirmed(&self, now: Instant) -> bool {
+        let q = self.members.config();
+        !q.enabled()
+            || self.members.last_check().is_some_and(|c| {
+                c.fresh >= q.size && now <= c.at + self.config.timings.retry_period
+            })
+    }
+
+    fn on_member(&mut self, now: Instant, request: MemberRequest, outcome: Outcome) {
+        let retry = self.config.timings.retry_period;
+        if let Outcome::Fatal(e) = outcome {
+            self.members.check_failed(now, retry);
+            if request == MemberRequest::Heartbeat {
+                self.members.heartbeat_done(now, false, retry);
+            }
+            self.fail(now, e);
+            return;
+        }
+        match (request, outcome) {
+            (MemberRequest::Heartbeat, outcome) => {
+                let ok = matches!(outcome, Outcome::Written { .. });
+                self.note_transient(&outcome);
+                self.members.heartbeat_done(now, ok, retry);
+            }
+            (MemberRequest::Leave, outcome) => {
+                let ok = matches!(outcome, Outcome::Deleted | Outcome::NotFound);
+                self.note_transient(&outcome);
+                self.members.left_done(ok);
+            }
+            (
+                MemberRequest::List { .. },
+                Outcome::Listed {
+                    entries,
+                    continuation,
+                    date,
+                },
+            ) => self.members.listed(entries, continuation, date),
+            (MemberRequest::Get { node }, Outcome::Found { etag, body, .. }) => {
+                self.members.got(&node, Some(etag), Some(&body))
+            }
+            (MemberRequest::Get { node }, Outcome::NotFound) => self.members.got(&node, None, None),
+            (_, outcome) => {
+                self.note_transient(&outcome);
+                self.members.check_failed(now, retry);
+            }
+        }
+        let periodic = self.leadership.is_some();
+        if let Some(result) = self.members.finish_check(now, periodic) {
+            self.on_quorum_check(now, result);
+        }
+    }
+
+    fn note_transient(&mut self, outcome: &Outcome) {
+        if let Outcome::Transient(e) = outcome {
+            self.last_error = Some(e.clone());
+        }
+    }
+
+    /// A quorum check finished: a leader below quorum for longer than the grace releases;
+    /// a candidate with enough members reads again and acquires.
+    fn on_quorum_check(&mut self, now: Instant, result: CheckResult) {
+        let q = *self.members.config();
+        let enough = result.fresh >= q.size;
+        if enough && self.quorum_lost {
+            self.quorum_lost = false;
+            self.events.push_back(Event::QuorumRestored {
+                fresh: result.fresh,
+            });
+        }
+        let lost = Event::QuorumLost {
+            fresh: result.fresh,
+            needed: q.size,
+        };
+        if self.leadership.is_none() {
+            if enough {
+                self.read_now(now);
+            } else if !self.quorum_lost {
+                self.quorum_lost = true;
+                self.events.push_back(lost);
+            }
+            return;
+        }
+        if enough {
+            self.below_quorum_since = None;
+            return;
+        }
+        let since = *self.below_quorum_since.get_or_insert(now);
+        if now.saturating_since(since) >= q.grace && !self.mutated(Mutation::IgnoreQuorum) {
+            self.quorum_lost = true;
+            self.events.push_back(lost);
+            self.step_down(DemoteReason::QuorumLost);
+            // Release with a conditional write, so a candidate with quorum need not wait.
+            self.planned = self.release().map(|w| (now, w));
+        }
     }
 
     fn on_write(&mut self, now: Instant, mut w: Write, outcome: Outcome) {
@@ -710,13 +916,13 @@ impl Elector {
         let sent_at = w.first_sent.unwrap_or(now);
         let term = w.record.term;
         self.highest_term_seen = self.highest_term_seen.max(term);
-        self.view = View::Present(Observed {
+        self.view = View::Present(Box::new(Observed {
             etag: etag.clone(),
             record: w.record.clone(),
             observed_at: now,
             last_modified: None,
             store_age: None,
-        });
+        }));
         self.read_due = self.next_poll(now);
         let t = self.config.timings;
         let deadline = sent_at + t.renew_deadline;
@@ -754,6 +960,9 @@ impl Elector {
         });
         if newly_elected {
             self.events.push_back(Event::Elected { term });
+            self.below_quorum_since = None;
+            self.members
+                .want_check(now + self.config.quorum.heartbeat_interval);
         }
     }
 
@@ -761,6 +970,7 @@ impl Elector {
 
     fn step_down(&mut self, reason: DemoteReason) {
         if let Some(l) = self.leadership.take() {
+            self.members.stop_checking();
             self.stepped_down_term = Some(l.term);
             self.events.push_back(Event::Demoted {
                 term: l.term,

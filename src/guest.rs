@@ -1,9 +1,10 @@
 //! The WIT exports: thin glue that drives the sans-IO core with wasi:http, wasi:clocks and
 //! wasi:random. Nothing here decides anything about the election.
 
-use crate::config::{ElectionConfig, S3Config, Secret, Timings};
+use crate::config::{ElectionConfig, Keys, S3Config, Secret, Timings};
 use crate::core::{self, Elector as Core, Outcome, Request, MAX_REQUESTS_PER_TICK};
 use crate::error::Error;
+use crate::members::QuorumConfig;
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
 use crate::time::Instant;
 use std::cell::RefCell;
@@ -36,7 +37,7 @@ pub struct ElectorResource {
 struct Driver {
     core: Core,
     s3: S3Config,
-    key: String,
+    keys: Keys,
     request_timeout: Duration,
 }
 
@@ -49,7 +50,7 @@ impl api::GuestElector for ElectorResource {
             .validate()
             .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
         let driver = Driver {
-            key: election.lease_key(),
+            keys: election.keys(),
             request_timeout: election.timings.request_timeout,
             core: Core::new(election, now(), wasi::random::random::get_random_u64()),
             s3,
@@ -68,14 +69,13 @@ impl api::GuestElector for ElectorResource {
     fn resign(&self) -> Result<api::Status, api::Error> {
         let mut d = self.inner.borrow_mut();
         d.core.resign(now());
-        let requests = d.step();
-        if d.core.release_pending() {
-            let why = d.core.status(now()).last_error;
-            return Err(to_wit(why.unwrap_or_else(|| {
-                Error::Transport("release could not be confirmed".into())
-            })));
-        }
-        d.finish(requests)
+        d.finish_release()
+    }
+
+    fn leave(&self) -> Result<api::Status, api::Error> {
+        let mut d = self.inner.borrow_mut();
+        d.core.leave(now());
+        d.finish_release()
     }
 
     fn query_leader(&self) -> Result<Option<api::LeaderInfo>, api::Error> {
@@ -90,6 +90,18 @@ impl api::GuestElector for ElectorResource {
 }
 
 impl Driver {
+    /// After resign or leave: send the release, and say whether it was confirmed.
+    fn finish_release(&mut self) -> Result<api::Status, api::Error> {
+        let requests = self.step();
+        if self.core.release_pending() {
+            let why = self.core.status(now()).last_error;
+            return Err(to_wit(why.unwrap_or_else(|| {
+                Error::Transport("release could not be confirmed".into())
+            })));
+        }
+        self.finish(requests)
+    }
+
     /// The documented call order of the core, with real IO. Returns the number of requests.
     fn step(&mut self) -> u32 {
         self.core.handle_timeout(now());
@@ -108,12 +120,13 @@ impl Driver {
     fn exchange(&self, request: &Request) -> Outcome {
         let wall = wall_clock::now();
         let unix_ms = wall.seconds * 1000 + u64::from(wall.nanoseconds / 1_000_000);
-        let http_request = match s3::build(&self.s3, &self.key, request, s3::system_time(unix_ms)) {
+        let http_request = match s3::build(&self.s3, &self.keys, request, s3::system_time(unix_ms))
+        {
             Ok(r) => r,
             Err(e) => return Outcome::Fatal(e),
         };
         match send(&http_request, self.request_timeout) {
-            Ok(response) => s3::classify(http_request.method, &response, &self.s3.bucket),
+            Ok(response) => s3::classify(request, &response, &self.s3.bucket),
             Err(e) => Outcome::Transient(e),
         }
     }
@@ -140,6 +153,7 @@ impl Driver {
             events,
             last_error: status.last_error.map(to_wit),
             requests,
+            members: status.members.into_iter().map(member_to_wit).collect(),
         })
     }
 }
@@ -163,6 +177,7 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
     let method = match request.method {
         Method::Get => http::Method::Get,
         Method::Put => http::Method::Put,
+        Method::Delete => http::Method::Delete,
     };
     let scheme = if request.https {
         http::Scheme::Https
@@ -282,6 +297,22 @@ fn election_config(c: api::ElectionConfig) -> ElectionConfig {
     if let Some(v) = c.request_timeout_ms {
         t.request_timeout = ms(v);
     }
+    let mut quorum = QuorumConfig::disabled_for_lease(t.lease);
+    if let Some(v) = c.quorum {
+        quorum.size = v;
+    }
+    if let Some(v) = c.heartbeat_interval_ms {
+        quorum.heartbeat_interval = ms(v);
+        if c.member_ttl_ms.is_none() {
+            quorum.member_ttl = (ms(v) * 3).max(Duration::from_secs(3));
+        }
+    }
+    if let Some(v) = c.member_ttl_ms {
+        quorum.member_ttl = ms(v);
+    }
+    if let Some(v) = c.quorum_grace_ms {
+        quorum.grace = ms(v);
+    }
     ElectionConfig {
         name: c.name,
         node_id: c.node_id,
@@ -289,6 +320,17 @@ fn election_config(c: api::ElectionConfig) -> ElectionConfig {
         timings: t,
         metadata: c.metadata,
         stateless: c.stateless,
+        quorum,
+    }
+}
+
+fn member_to_wit(m: crate::members::MemberInfo) -> api::MemberInfo {
+    api::MemberInfo {
+        node_id: m.node_id,
+        metadata: m.metadata,
+        fresh: m.fresh,
+        age_ms: m.age_ms,
+        problem: m.problem,
     }
 }
 
@@ -312,8 +354,13 @@ fn event_to_wit(e: core::Event) -> api::Event {
                 core::DemoteReason::LeaseLost { holder } => api::DemoteReason::LeaseLost(holder),
                 core::DemoteReason::Resigned => api::DemoteReason::Resigned,
                 core::DemoteReason::Error => api::DemoteReason::Error,
+                core::DemoteReason::QuorumLost => api::DemoteReason::QuorumLost,
             },
         }),
+        core::Event::QuorumLost { fresh, needed } => {
+            api::Event::QuorumLost(api::QuorumCount { fresh, needed })
+        }
+        core::Event::QuorumRestored { fresh } => api::Event::QuorumRestored(fresh),
         core::Event::LeaderChanged { leader } => {
             api::Event::LeaderChanged(leader.map(leader_to_wit))
         }

@@ -5,11 +5,13 @@
 //! - [`s3`]: builds and signs S3 requests, and turns HTTP answers into [`core::Outcome`]s,
 //!   normalising store quirks in one place.
 //! - `guest` (wasm32 only): the WIT exports, driving the core with wasi:http and wasi:clocks.
+//! - [`members`]: the quorum of observers (heartbeats, listing, freshness).
 //! - [`memstore`]: an in-memory model of S3's conditional writes, for tests and the simulator.
 
 pub mod config;
 pub mod core;
 pub mod error;
+pub mod members;
 pub mod memstore;
 pub mod record;
 pub mod s3;

@@ -1,24 +1,39 @@
-//! An in-memory model of the S3 semantics the election relies on: strongly consistent reads,
-//! ETags that change on every write, `If-None-Match: *` and `If-Match` answered with 412 (and
-//! 404 normalised to 412, as the S3 layer does), conditional GET answered 304, and a store
-//! clock for `Date` and `Last-Modified`. For unit tests and the deterministic simulator only;
-//! every claim is also tested against real S3 servers.
+//! An in-memory model of the S3 semantics the election relies on: strongly consistent reads
+//! and lists, ETags that change whenever the content does, `If-None-Match: *` and `If-Match`
+//! answered with 412 (and 404 normalised to 412, as the S3 layer does), conditional GET
+//! answered 304, paginated ListObjectsV2, and a store clock for `Date` and `Last-Modified`.
+//! For unit tests and the deterministic simulator only; every claim is also tested against
+//! real S3 servers.
 
+use crate::config::Keys;
 use crate::core::{ETag, Outcome, PutMode, Request};
-use std::collections::HashMap;
+use crate::members::ListEntry;
+use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
 pub struct StoredObject {
     pub body: Vec<u8>,
     pub etag: ETag,
-    /// Store clock at the write, Unix seconds.
-    pub last_modified: u64,
+    /// Store clock at the write, Unix milliseconds.
+    pub last_modified_ms: u64,
 }
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct MemStore {
-    objects: HashMap<String, StoredObject>,
+    objects: BTreeMap<String, StoredObject>,
     writes: u64,
+    /// Keys per ListObjectsV2 page (S3: 1000).
+    pub page_size: usize,
+}
+
+impl Default for MemStore {
+    fn default() -> Self {
+        MemStore {
+            objects: BTreeMap::new(),
+            writes: 0,
+            page_size: 1000,
+        }
+    }
 }
 
 impl MemStore {
@@ -26,23 +41,21 @@ impl MemStore {
         Self::default()
     }
 
-    /// Apply `request` to `key` at store time `now_unix_s`, as S3 would.
-    pub fn apply(&mut self, key: &str, request: &Request, now_unix_s: u64) -> Outcome {
-        let current = self.objects.get(key);
+    pub fn with_page_size(page_size: usize) -> Self {
+        MemStore {
+            page_size: page_size.max(1),
+            ..Self::default()
+        }
+    }
+
+    /// Apply `request` at store time `now_ms`, as S3 would.
+    pub fn apply(&mut self, keys: &Keys, request: &Request, now_ms: u64) -> Outcome {
+        let date = Some(now_ms / 1000);
         match request {
-            Request::Get { if_none_match } => match current {
-                None => Outcome::NotFound,
-                Some(o) if if_none_match.as_ref() == Some(&o.etag) => Outcome::NotModified {
-                    date: Some(now_unix_s),
-                },
-                Some(o) => Outcome::Found {
-                    etag: o.etag.clone(),
-                    body: o.body.clone(),
-                    last_modified: Some(o.last_modified),
-                    date: Some(now_unix_s),
-                },
-            },
+            Request::Get { if_none_match } => self.get(&keys.lease, if_none_match.as_ref(), date),
+            Request::GetMember { node } => self.get(&format!("{}{node}", keys.members), None, date),
             Request::Put { mode, body } => {
+                let current = self.objects.get(&keys.lease);
                 let holds = match (mode, current) {
                     (PutMode::Create, existing) => existing.is_none(),
                     (PutMode::Update(want), Some(o)) => &o.etag == want,
@@ -53,28 +66,72 @@ impl MemStore {
                 if !holds {
                     return Outcome::PreconditionFailed;
                 }
-                let etag = self.put_raw(key, body.clone(), now_unix_s);
+                let etag = self.put_raw(&keys.lease, body.clone(), now_ms);
                 Outcome::Written { etag }
+            }
+            Request::PutMember { body } => {
+                let etag = self.put_raw(&keys.own_member, body.clone(), now_ms);
+                Outcome::Written { etag }
+            }
+            Request::DeleteMember => {
+                self.objects.remove(&keys.own_member);
+                Outcome::Deleted
+            }
+            Request::ListMembers { continuation } => {
+                let after = continuation.clone().unwrap_or_default();
+                let mut page: Vec<ListEntry> = self
+                    .objects
+                    .range(keys.members.clone()..)
+                    .take_while(|(k, _)| k.starts_with(&keys.members))
+                    .filter(|(k, _)| continuation.is_none() || **k > after)
+                    .take(self.page_size + 1)
+                    .map(|(k, o)| ListEntry {
+                        key: k.clone(),
+                        etag: o.etag.clone(),
+                        last_modified_ms: o.last_modified_ms,
+                    })
+                    .collect();
+                let more = page.len() > self.page_size;
+                page.truncate(self.page_size);
+                Outcome::Listed {
+                    continuation: more.then(|| page.last().map(|e| e.key.clone())).flatten(),
+                    entries: page,
+                    date,
+                }
             }
         }
     }
 
-    /// Write without any condition: for planting foreign objects in tests.
-    pub fn put_raw(&mut self, key: &str, body: Vec<u8>, now_unix_s: u64) -> ETag {
+    fn get(&self, key: &str, if_none_match: Option<&ETag>, date: Option<u64>) -> Outcome {
+        match self.objects.get(key) {
+            None => Outcome::NotFound,
+            Some(o) if if_none_match == Some(&o.etag) => Outcome::NotModified { date },
+            Some(o) => Outcome::Found {
+                etag: o.etag.clone(),
+                body: o.body.clone(),
+                last_modified: Some(o.last_modified_ms / 1000),
+                date,
+            },
+        }
+    }
+
+    /// Write without any condition. ETags follow the content, as S3's MD5 ETags do; tests
+    /// also use this to plant foreign objects.
+    pub fn put_raw(&mut self, key: &str, body: Vec<u8>, now_ms: u64) -> ETag {
         self.writes += 1;
-        let etag = ETag(format!("\"{:032x}\"", self.writes));
+        let etag = ETag(format!("\"{:016x}\"", content_hash(&body)));
         self.objects.insert(
             key.to_string(),
             StoredObject {
                 body,
                 etag: etag.clone(),
-                last_modified: now_unix_s,
+                last_modified_ms: now_ms,
             },
         );
         etag
     }
 
-    pub fn get(&self, key: &str) -> Option<&StoredObject> {
+    pub fn get_object(&self, key: &str) -> Option<&StoredObject> {
         self.objects.get(key)
     }
 
@@ -82,8 +139,15 @@ impl MemStore {
         self.objects.remove(key);
     }
 
-    /// Number of successful writes so far.
+    /// Number of writes so far.
     pub fn writes(&self) -> u64 {
         self.writes
     }
+}
+
+/// FNV-1a: stands in for S3's MD5 ETag (same content, same ETag).
+fn content_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }

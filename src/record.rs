@@ -33,6 +33,10 @@ pub struct LeaseRecord {
     /// The holder's metadata.
     #[serde(default)]
     pub metadata: String,
+    /// With quorum on: the members as the leader last judged them, so followers see them
+    /// without listing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<crate::members::MemberInfo>,
 }
 
 /// Why an object at the lease key is not ours to touch.
@@ -108,6 +112,7 @@ mod tests {
             nonce: "00ff".into(),
             released: false,
             metadata: "addr=10.0.0.1".into(),
+            members: vec![],
         }
     }
 

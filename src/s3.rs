@@ -2,9 +2,10 @@
 //! [`classify`] turns an HTTP answer into a core [`Outcome`]. Store quirks are normalised
 //! here, in one place, so the core sees one S3.
 
-use crate::config::S3Config;
+use crate::config::{Keys, S3Config};
 use crate::core::{ETag, Outcome, PutMode, Request};
 use crate::error::Error;
+use crate::members::ListEntry;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,
@@ -21,6 +22,7 @@ pub const MAX_BODY_BYTES: usize = 256 * 1024;
 pub enum Method {
     Get,
     Put,
+    Delete,
 }
 
 impl Method {
@@ -28,6 +30,7 @@ impl Method {
         match self {
             Method::Get => "GET",
             Method::Put => "PUT",
+            Method::Delete => "DELETE",
         }
     }
 }
@@ -39,7 +42,7 @@ pub struct HttpRequest {
     pub https: bool,
     /// `host[:port]`; sent by the runtime as the `host` header (guests may not set it).
     pub authority: String,
-    /// Percent-encoded path, starting with `/`.
+    /// Percent-encoded path, starting with `/`, with the query string if any.
     pub path: String,
     /// Headers to send, the SigV4 ones included (never `host`).
     pub headers: Vec<(String, String)>,
@@ -63,31 +66,27 @@ impl HttpResponse {
     }
 }
 
-/// Build and sign the HTTP request for `request` on `key`. `now` is wall-clock time, needed
-/// only for the SigV4 date.
+/// Build and sign the HTTP request for `request`. `now` is wall-clock time, needed only for
+/// the SigV4 date.
 pub fn build(
     cfg: &S3Config,
-    key: &str,
+    keys: &Keys,
     request: &Request,
     now: SystemTime,
 ) -> Result<HttpRequest, Error> {
     let (https, host) = split_endpoint(&cfg.endpoint)?;
-    let encoded_key = encode_key(key);
-    let (authority, path) = if cfg.path_style {
-        (host.to_string(), format!("/{}/{}", cfg.bucket, encoded_key))
-    } else {
-        (
-            format!("{}.{}", cfg.bucket, host),
-            format!("/{encoded_key}"),
-        )
-    };
     let mut headers: Vec<(String, String)> = Vec::new();
-    let (method, body) = match request {
+    let put_json = |headers: &mut Vec<(String, String)>, body: &[u8]| {
+        headers.push(("content-type".into(), "application/json".into()));
+        headers.push(("content-length".into(), body.len().to_string()));
+    };
+    let member = |node: &str| format!("{}{node}", keys.members);
+    let (method, key, query, body) = match request {
         Request::Get { if_none_match } => {
             if let Some(etag) = if_none_match {
                 headers.push(("if-none-match".into(), etag_header(cfg, etag)));
             }
-            (Method::Get, Vec::new())
+            (Method::Get, keys.lease.clone(), None, Vec::new())
         }
         Request::Put { mode, body } => {
             match mode {
@@ -96,11 +95,45 @@ pub fn build(
                 #[cfg(feature = "mutations")]
                 PutMode::Overwrite => {}
             }
-            headers.push(("content-type".into(), "application/json".into()));
-            headers.push(("content-length".into(), body.len().to_string()));
-            (Method::Put, body.clone())
+            put_json(&mut headers, body);
+            (Method::Put, keys.lease.clone(), None, body.clone())
+        }
+        Request::PutMember { body } => {
+            put_json(&mut headers, body);
+            (Method::Put, keys.own_member.clone(), None, body.clone())
+        }
+        Request::GetMember { node } => (Method::Get, member(node), None, Vec::new()),
+        Request::DeleteMember => (Method::Delete, keys.own_member.clone(), None, Vec::new()),
+        Request::ListMembers { continuation } => {
+            // Parameters in canonical (sorted) order.
+            let mut q = String::new();
+            if let Some(token) = continuation {
+                q.push_str(&format!("continuation-token={}&", encode(token, false)));
+            }
+            q.push_str(&format!(
+                "list-type=2&prefix={}",
+                encode(&keys.members, false)
+            ));
+            (Method::Get, String::new(), Some(q), Vec::new())
         }
     };
+    let encoded_key = encode(&key, true);
+    let (authority, mut path) = if cfg.path_style {
+        let path = if key.is_empty() {
+            format!("/{}", cfg.bucket)
+        } else {
+            format!("/{}/{encoded_key}", cfg.bucket)
+        };
+        (host.to_string(), path)
+    } else {
+        (
+            format!("{}.{}", cfg.bucket, host),
+            format!("/{encoded_key}"),
+        )
+    };
+    if let Some(q) = query {
+        path = format!("{path}?{q}");
+    }
     let url = format!(
         "{}://{}{}",
         if https { "https" } else { "http" },
@@ -187,12 +220,14 @@ fn split_endpoint(endpoint: &str) -> Result<(bool, &str), Error> {
     Ok((https, rest.trim_end_matches('/')))
 }
 
-/// Percent-encode a key for the path, keeping `/` between segments (RFC 3986 unreserved
-/// characters pass; config validation already limits names to those).
-fn encode_key(key: &str) -> String {
-    let mut out = String::with_capacity(key.len());
-    for b in key.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+/// Percent-encode (RFC 3986 unreserved characters pass), keeping `/` in paths.
+fn encode(value: &str, keep_slash: bool) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -212,33 +247,103 @@ fn etag_header(cfg: &S3Config, etag: &ETag) -> String {
     }
 }
 
-/// Normalise an answer. `bucket` is for the error message only.
-pub fn classify(method: Method, response: &HttpResponse, bucket: &str) -> Outcome {
+/// Normalise the answer to `request`. `bucket` is for the error message only.
+pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Outcome {
     let status = response.status;
     let etag = || response.header("etag").map(|e| ETag(e.to_string()));
-    match (method, status) {
-        (Method::Get, 200) => match etag() {
+    let date = || response.header("date").and_then(unix_seconds);
+    let method = match request {
+        Request::Put { .. } | Request::PutMember { .. } => Method::Put,
+        Request::DeleteMember => Method::Delete,
+        _ => Method::Get,
+    };
+    match (request, status) {
+        (Request::ListMembers { .. }, 200) => match parse_list(&response.body) {
+            Some((entries, continuation)) => Outcome::Listed {
+                entries,
+                continuation,
+                date: date(),
+            },
+            None => Outcome::Transient(Error::Store {
+                status,
+                code: "MalformedListResult".into(),
+                message: "ListObjectsV2 answer could not be read".into(),
+            }),
+        },
+        (Request::Get { .. } | Request::GetMember { .. }, 200) => match etag() {
             Some(etag) => Outcome::Found {
                 etag,
                 body: response.body.clone(),
                 last_modified: response.header("last-modified").and_then(unix_seconds),
-                date: response.header("date").and_then(unix_seconds),
+                date: date(),
             },
             None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
                 "GET answer without an ETag".into(),
             )),
         },
-        (Method::Get, 304) => Outcome::NotModified {
-            date: response.header("date").and_then(unix_seconds),
-        },
-        (Method::Put, 200 | 201 | 204) => match etag() {
+        (Request::Get { .. }, 304) => Outcome::NotModified { date: date() },
+        (Request::Put { .. } | Request::PutMember { .. }, 200 | 201 | 204) => match etag() {
             Some(etag) => Outcome::Written { etag },
             None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
                 "PUT answer without an ETag".into(),
             )),
         },
+        (Request::DeleteMember, 200 | 204) => Outcome::Deleted,
         _ => classify_error(method, status, &parse_error_body(&response.body), bucket),
     }
+}
+
+/// The objects and the next continuation token of a ListObjectsV2 answer.
+fn parse_list(body: &[u8]) -> Option<(Vec<ListEntry>, Option<String>)> {
+    let text = std::str::from_utf8(body).ok()?;
+    if !text.contains("<ListBucketResult") {
+        return None;
+    }
+    let mut entries = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("<Contents>") {
+        let end = rest[start..].find("</Contents>")? + start;
+        let block = &rest[start..end];
+        entries.push(ListEntry {
+            key: xml_field(block, "Key")?,
+            etag: ETag(xml_field(block, "ETag")?),
+            last_modified_ms: iso8601_ms(&xml_field(block, "LastModified")?)?,
+        });
+        rest = &rest[end..];
+    }
+    let truncated = xml_field(text, "IsTruncated").is_some_and(|t| t == "true");
+    let next = if truncated {
+        Some(xml_field(text, "NextContinuationToken")?)
+    } else {
+        None
+    };
+    Some((entries, next))
+}
+
+/// `2026-11-26T05:45:12.345Z` as Unix milliseconds.
+pub fn iso8601_ms(value: &str) -> Option<u64> {
+    let v = value.trim().strip_suffix('Z')?;
+    let (date, time) = v.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let ms: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss)
+        .ok()?
+        .checked_mul(1000)?
+        .checked_add(ms as u64)
 }
 
 fn classify_error(method: Method, status: u16, err: &S3ErrorBody, bucket: &str) -> Outcome {
@@ -252,7 +357,7 @@ fn classify_error(method: Method, status: u16, err: &S3ErrorBody, bucket: &str) 
             bucket: bucket.to_string(),
         }),
         404 => match method {
-            Method::Get => Outcome::NotFound,
+            Method::Get | Method::Delete => Outcome::NotFound,
             // AWS answers If-Match on a missing key with 404, Ceph with 412: both mean the
             // condition did not hold.
             Method::Put => Outcome::PreconditionFailed,
@@ -340,6 +445,14 @@ mod tests {
         }
     }
 
+    fn keys() -> Keys {
+        Keys {
+            lease: "p/e/lease".into(),
+            members: "p/e/members/".into(),
+            own_member: "p/e/members/n1".into(),
+        }
+    }
+
     fn header<'a>(r: &'a HttpRequest, name: &str) -> Option<&'a str> {
         r.headers
             .iter()
@@ -359,14 +472,20 @@ mod tests {
     }
 
     const T: u64 = 1_790_000_000_000;
+    const GET: Request = Request::Get {
+        if_none_match: None,
+    };
+
+    fn put(mode: PutMode) -> Request {
+        Request::Put {
+            mode,
+            body: b"{}".to_vec(),
+        }
+    }
 
     #[test]
     fn create_is_a_signed_put_with_if_none_match_star() {
-        let put = Request::Put {
-            mode: PutMode::Create,
-            body: b"{}".to_vec(),
-        };
-        let r = build(&cfg(), "p/e/lease", &put, system_time(T)).unwrap();
+        let r = build(&cfg(), &keys(), &put(PutMode::Create), system_time(T)).unwrap();
         assert_eq!(r.method, Method::Put);
         assert_eq!(r.authority, "127.0.0.1:4566");
         assert_eq!(r.path, "/elections/p/e/lease");
@@ -386,15 +505,12 @@ mod tests {
 
     #[test]
     fn update_sends_if_match_quoted_or_bare() {
-        let put = Request::Put {
-            mode: PutMode::Update(ETag("\"abc\"".into())),
-            body: vec![],
-        };
-        let r = build(&cfg(), "k", &put, system_time(T)).unwrap();
+        let update = put(PutMode::Update(ETag("\"abc\"".into())));
+        let r = build(&cfg(), &keys(), &update, system_time(T)).unwrap();
         assert_eq!(header(&r, "if-match"), Some("\"abc\""));
         let mut ceph = cfg();
         ceph.unquoted_etags = true;
-        let r = build(&ceph, "k", &put, system_time(T)).unwrap();
+        let r = build(&ceph, &keys(), &update, system_time(T)).unwrap();
         assert_eq!(header(&r, "if-match"), Some("abc"));
     }
 
@@ -406,49 +522,84 @@ mod tests {
         let get = Request::Get {
             if_none_match: Some(ETag("\"e\"".into())),
         };
-        let r = build(&c, "a/lease", &get, system_time(T)).unwrap();
+        let r = build(&c, &keys(), &get, system_time(T)).unwrap();
         assert!(r.https);
         assert_eq!(r.authority, "elections.s3.eu-west-1.amazonaws.com");
-        assert_eq!(r.path, "/a/lease");
+        assert_eq!(r.path, "/p/e/lease");
         assert_eq!(header(&r, "if-none-match"), Some("\"e\""));
+        let list = Request::ListMembers { continuation: None };
+        let r = build(&c, &keys(), &list, system_time(T)).unwrap();
+        assert_eq!(r.path, "/?list-type=2&prefix=p%2Fe%2Fmembers%2F");
+    }
+
+    #[test]
+    fn member_requests_address_member_objects_and_nothing_else() {
+        let k = keys();
+        let r = build(
+            &cfg(),
+            &k,
+            &Request::PutMember {
+                body: b"{}".to_vec(),
+            },
+            system_time(T),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Put, "/elections/p/e/members/n1")
+        );
+        assert!(header(&r, "if-match").is_none() && header(&r, "if-none-match").is_none());
+        let r = build(
+            &cfg(),
+            &k,
+            &Request::GetMember { node: "n7".into() },
+            system_time(T),
+        )
+        .unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Get, "/elections/p/e/members/n7")
+        );
+        let r = build(&cfg(), &k, &Request::DeleteMember, system_time(T)).unwrap();
+        assert_eq!(
+            (r.method, r.path.as_str()),
+            (Method::Delete, "/elections/p/e/members/n1")
+        );
+        let page2 = Request::ListMembers {
+            continuation: Some("a b/=".into()),
+        };
+        let r = build(&cfg(), &k, &page2, system_time(T)).unwrap();
+        assert_eq!(
+            r.path,
+            "/elections?continuation-token=a%20b%2F%3D&list-type=2&prefix=p%2Fe%2Fmembers%2F"
+        );
     }
 
     #[test]
     fn session_token_is_signed_and_sent() {
         let mut c = cfg();
         c.session_token = Some(Secret::new("tok"));
-        let r = build(
-            &c,
-            "k",
-            &Request::Get {
-                if_none_match: None,
-            },
-            system_time(T),
-        )
-        .unwrap();
+        let r = build(&c, &keys(), &GET, system_time(T)).unwrap();
         assert_eq!(header(&r, "x-amz-security-token"), Some("tok"));
     }
 
     #[test]
     fn signature_changes_with_the_secret() {
-        let get = Request::Get {
-            if_none_match: None,
-        };
-        let a = build(&cfg(), "k", &get, system_time(T)).unwrap();
+        let a = build(&cfg(), &keys(), &GET, system_time(T)).unwrap();
         let mut other = cfg();
         other.secret_access_key = Secret::new("other");
-        let b = build(&other, "k", &get, system_time(T)).unwrap();
+        let b = build(&other, &keys(), &GET, system_time(T)).unwrap();
         assert_ne!(header(&a, "authorization"), header(&b, "authorization"));
     }
 
     #[test]
     fn keys_are_percent_encoded() {
-        assert_eq!(encode_key("a b/c+d"), "a%20b/c%2Bd");
+        assert_eq!(encode("a b/c+d", true), "a%20b/c%2Bd");
+        assert_eq!(encode("a b/c+d", false), "a%20b%2Fc%2Bd");
     }
 
     #[test]
     fn answers_are_normalised() {
-        use Method::*;
         let b = "elections";
         let found = response(
             200,
@@ -459,7 +610,7 @@ mod tests {
             ],
             "{}",
         );
-        match classify(Get, &found, b) {
+        match classify(&GET, &found, b) {
             Outcome::Found {
                 etag,
                 last_modified: Some(lm),
@@ -471,25 +622,37 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        let create = put(PutMode::Create);
         assert_eq!(
-            classify(Get, &response(304, &[], ""), b),
+            classify(&GET, &response(304, &[], ""), b),
             Outcome::NotModified { date: None }
         );
         let no_key = response(404, &[], "<Error><Code>NoSuchKey</Code></Error>");
-        assert_eq!(classify(Get, &no_key, b), Outcome::NotFound);
-        assert_eq!(classify(Put, &no_key, b), Outcome::PreconditionFailed);
+        assert_eq!(classify(&GET, &no_key, b), Outcome::NotFound);
+        assert_eq!(classify(&create, &no_key, b), Outcome::PreconditionFailed);
+        assert_eq!(
+            classify(&Request::DeleteMember, &no_key, b),
+            Outcome::NotFound
+        );
+        assert_eq!(
+            classify(&Request::DeleteMember, &response(204, &[], ""), b),
+            Outcome::Deleted
+        );
         let no_bucket = response(404, &[], "<Error><Code>NoSuchBucket</Code></Error>");
         assert_eq!(
-            classify(Get, &no_bucket, b),
+            classify(&GET, &no_bucket, b),
             Outcome::Fatal(Error::BucketMissing { bucket: b.into() })
         );
         assert_eq!(
-            classify(Put, &response(412, &[], ""), b),
+            classify(&create, &response(412, &[], ""), b),
             Outcome::PreconditionFailed
         );
-        assert_eq!(classify(Put, &response(409, &[], ""), b), Outcome::Conflict);
         assert_eq!(
-            classify(Put, &response(200, &[("etag", "\"n\"")], ""), b),
+            classify(&create, &response(409, &[], ""), b),
+            Outcome::Conflict
+        );
+        assert_eq!(
+            classify(&create, &response(200, &[("etag", "\"n\"")], ""), b),
             Outcome::Written {
                 etag: ETag("\"n\"".into())
             }
@@ -500,33 +663,108 @@ mod tests {
             "<?xml version=\"1.0\"?><Error><Code>SignatureDoesNotMatch</Code><Message>bad &amp; sad</Message></Error>",
         );
         assert_eq!(
-            classify(Get, &denied, b),
+            classify(&GET, &denied, b),
             Outcome::Fatal(Error::AccessDenied {
                 code: "SignatureDoesNotMatch".into(),
                 message: "bad & sad".into()
             })
         );
         assert!(matches!(
-            classify(Put, &response(503, &[], "<Code>SlowDown</Code>"), b),
+            classify(&create, &response(503, &[], "<Code>SlowDown</Code>"), b),
             Outcome::Transient(_)
         ));
         assert!(matches!(
-            classify(Put, &response(500, &[], ""), b),
+            classify(&create, &response(500, &[], ""), b),
             Outcome::Transient(_)
         ));
         assert!(matches!(
-            classify(Put, &response(501, &[], ""), b),
+            classify(&create, &response(501, &[], ""), b),
             Outcome::Fatal(Error::ConditionalWritesUnsupported(_))
         ));
         assert!(matches!(
-            classify(Put, &response(400, &[], "<Code>InvalidArgument</Code>"), b),
+            classify(
+                &create,
+                &response(400, &[], "<Code>InvalidArgument</Code>"),
+                b
+            ),
             Outcome::Fatal(Error::Store { status: 400, .. })
         ));
         // A store that answers a write without an ETag cannot be used for compare-and-swap.
         assert!(matches!(
-            classify(Put, &response(200, &[], ""), b),
+            classify(&create, &response(200, &[], ""), b),
             Outcome::Fatal(_)
         ));
+    }
+
+    #[test]
+    fn list_answers_are_parsed_with_pagination() {
+        let list = Request::ListMembers { continuation: None };
+        let page = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/"><Name>b</Name><Prefix>p/e/members/</Prefix>
+<KeyCount>2</KeyCount><MaxKeys>2</MaxKeys><IsTruncated>true</IsTruncated>
+<Contents><Key>p/e/members/a</Key><LastModified>2026-11-26T05:45:12.345Z</LastModified><ETag>&quot;e1&quot;</ETag><Size>40</Size></Contents>
+<Contents><Key>p/e/members/b</Key><LastModified>2026-11-26T05:45:13Z</LastModified><ETag>"e2"</ETag><Size>40</Size></Contents>
+<NextContinuationToken>tok==</NextContinuationToken></ListBucketResult>"#;
+        let r = response(200, &[("Date", "Thu, 26 Nov 2026 05:45:14 GMT")], page);
+        match classify(&list, &r, "b") {
+            Outcome::Listed {
+                entries,
+                continuation,
+                date,
+            } => {
+                assert_eq!(entries.len(), 2);
+                assert_eq!(entries[0].key, "p/e/members/a");
+                assert_eq!(entries[0].etag, ETag("\"e1\"".into()));
+                assert_eq!(
+                    entries[1].last_modified_ms - entries[0].last_modified_ms,
+                    655
+                );
+                assert_eq!(continuation.as_deref(), Some("tok=="));
+                assert_eq!(date.unwrap() * 1000 - entries[1].last_modified_ms, 1000);
+            }
+            other => panic!("{other:?}"),
+        }
+        let last = r#"<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>"#;
+        assert_eq!(
+            classify(&list, &response(200, &[], last), "b"),
+            Outcome::Listed {
+                entries: vec![],
+                continuation: None,
+                date: None
+            }
+        );
+        for bad in [
+            "",
+            "<html>proxy error</html>",
+            "<ListBucketResult><Contents><Key>x</Key></Contents>",
+        ] {
+            assert!(
+                matches!(
+                    classify(&list, &response(200, &[], bad), "b"),
+                    Outcome::Transient(_)
+                ),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn iso8601_times_are_read_exactly() {
+        assert_eq!(iso8601_ms("1970-01-01T00:00:00.000Z"), Some(0));
+        assert_eq!(iso8601_ms("2000-03-01T00:00:00Z"), Some(951_868_800_000));
+        assert_eq!(
+            iso8601_ms("2026-11-26T05:45:12.3Z"),
+            Some(1_795_671_912_300)
+        );
+        for bad in [
+            "",
+            "2026-11-26",
+            "2026-13-01T00:00:00Z",
+            "2026-11-26T05:45:12",
+            "x-y-zTa:b:cZ",
+        ] {
+            assert_eq!(iso8601_ms(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! partition, wait for a condition, and read the history.
 
 use crate::faults::Faults;
-use crate::history::Observation;
+use crate::history::{Member, Observation};
 use crate::runtime::{api, Node, Runtime};
 use crate::{describe_error, event_text};
 use anyhow::{anyhow, Result};
@@ -109,6 +109,17 @@ pub fn observation(
             events: s.events.iter().map(event_text).collect(),
             error: None,
             last_error: s.last_error.as_ref().map(describe_error),
+            members: s
+                .members
+                .iter()
+                .map(|m| Member {
+                    node: m.node_id.clone(),
+                    fresh: m.fresh,
+                    age_ms: m.age_ms,
+                    metadata: m.metadata.clone(),
+                    problem: m.problem.clone(),
+                })
+                .collect(),
         },
         Err(e) => Observation {
             unix_ms,
@@ -121,6 +132,7 @@ pub fn observation(
             events: vec![],
             error: Some(describe_error(e)),
             last_error: None,
+            members: vec![],
         },
     }
 }
@@ -212,7 +224,7 @@ impl Cluster {
         Ok(rx.await?)
     }
 
-    /// Stop a node cleanly (it resigns first if it leads) and wait for it.
+    /// Stop a node cleanly (it resigns if it leads, and leaves the quorum) and wait for it.
     pub async fn stop(&mut self, id: &str) {
         if let Some(n) = self.nodes.remove(id) {
             let _ = n.commands.send(Command::Stop);
@@ -336,6 +348,11 @@ impl Driver {
         self.instance().await?.resign().await
     }
 
+    /// Resign and remove the member object: how a node exits cleanly.
+    async fn leave(&mut self) -> Result<Result<api::Status, api::Error>> {
+        self.instance().await?.leave().await
+    }
+
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
         let id = self.election.node_id.clone();
         let retry = Duration::from_millis(500);
@@ -378,7 +395,7 @@ impl Driver {
                     }
                     Some(Command::Stop) | None => {
                         self.recorder.record_resigning(&id);
-                        if let Ok(answer) = self.resign().await {
+                        if let Ok(answer) = self.leave().await {
                             self.recorder.record(&id, &answer);
                         }
                         return;

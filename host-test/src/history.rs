@@ -27,6 +27,20 @@ pub struct Observation {
     pub error: Option<String>,
     /// The transient error the elector is retrying, if any.
     pub last_error: Option<String>,
+    /// With a quorum: the members as this node (leading) or its leader last judged them.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<Member>,
+}
+
+/// A quorum member in an observation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub node: String,
+    pub fresh: bool,
+    pub age_ms: Option<u64>,
+    pub metadata: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 impl Observation {
@@ -200,6 +214,7 @@ mod tests {
             events: vec![],
             error: None,
             last_error: None,
+            members: vec![],
         }
     }
 

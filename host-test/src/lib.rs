@@ -36,6 +36,10 @@ pub fn election_config(name: &str, node_id: &str, prefix: &str) -> api::Election
         request_timeout_ms: None,
         metadata: String::new(),
         stateless: false,
+        quorum: None,
+        heartbeat_interval_ms: None,
+        member_ttl_ms: None,
+        quorum_grace_ms: None,
     }
 }
 
@@ -66,6 +70,7 @@ pub fn event_text(e: &api::Event) -> String {
                 api::DemoteReason::LeaseLost(None) => "lease-lost".to_string(),
                 api::DemoteReason::Resigned => "resigned".to_string(),
                 api::DemoteReason::Error => "error".to_string(),
+                api::DemoteReason::QuorumLost => "quorum-lost".to_string(),
             };
             format!("demoted(term={}, {reason})", d.term)
         }
@@ -73,5 +78,7 @@ pub fn event_text(e: &api::Event) -> String {
             format!("leader-changed({}, term={})", l.node_id, l.term)
         }
         api::Event::LeaderChanged(None) => "leader-changed(none)".to_string(),
+        api::Event::QuorumLost(q) => format!("quorum-lost({}/{})", q.fresh, q.needed),
+        api::Event::QuorumRestored(fresh) => format!("quorum-restored({fresh})"),
     }
 }

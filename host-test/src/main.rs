@@ -21,9 +21,10 @@ const USAGE: &str = "usage:
   host-test demo [--bucket B] [--nodes N] [--lease-ms N] [--component PATH]
   host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
-                 [--component PATH]
-  host-test sim [--seeds N] [--start S] [--seed S] [--mutation NAME] [--threads N]
-                 (NAME: unconditional-renewal, no-drift-margin, record-timestamp, conflict-as-lost)
+                 [--quorum Q] [--component PATH]
+  host-test sim [--seeds N] [--start S] [--seed S [--verbose]] [--mutation NAME] [--threads N]
+                 (NAME: unconditional-renewal, no-drift-margin, record-timestamp, conflict-as-lost,
+                  ignore-quorum)
 Store: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 AWS_SESSION_TOKEN, AWS_REGION. Without an endpoint, `demo` starts a local ministack.";
 
@@ -109,7 +110,7 @@ fn main() {
 /// Deterministic simulation: one seed (replay, printing the history), or a campaign.
 fn sim(raw: &[String]) -> Result<()> {
     use host_test::sim;
-    let args = Args::parse(raw, &[])?;
+    let args = Args::parse(raw, &["verbose"])?;
     let mutation = match args.get("mutation") {
         Some(name) => Some(
             sim::parse_mutation(name)
@@ -129,6 +130,11 @@ fn sim(raw: &[String]) -> Result<()> {
     if let Some(seed) = args.get("seed") {
         let seed: u64 = seed.parse().context("--seed must be a number")?;
         let run = sim::run(seed, mutation);
+        if args.flag("verbose") {
+            for o in &run.history {
+                println!("{}", sim::describe(o));
+            }
+        }
         println!("profile: {:?}", run.profile);
         println!(
             "{} events, {} observations, fingerprint {:016x}",
@@ -190,6 +196,7 @@ async fn node(raw: &[String]) -> Result<()> {
     election.retry_period_ms = args.number("retry-ms")?;
     election.metadata = args.get("metadata").unwrap_or("").to_string();
     election.stateless = args.flag("stateless");
+    election.quorum = args.number("quorum")?;
     let id = election.node_id.clone();
     let mut cluster = Cluster::new(runtime, store.s3_config(args.require("bucket")?));
     cluster.recorder.echo_json = true;
@@ -236,7 +243,7 @@ async fn demo(raw: &[String]) -> Result<()> {
         "election `demo` in s3://{bucket}/{prefix}demo/lease, {nodes} nodes, lease {lease_ms} ms\n"
     );
 
-    let mut cluster = Cluster::new(runtime, store.s3_config(&bucket));
+    let mut cluster = Cluster::new(runtime.clone(), store.s3_config(&bucket));
     for i in 1..=nodes {
         let mut e = election_config("demo", &format!("node-{i}"), &prefix);
         e.lease_ms = Some(lease_ms);
@@ -312,6 +319,83 @@ async fn demo(raw: &[String]) -> Result<()> {
         Err(v) => bail!("INVARIANT VIOLATED: {v}"),
     }
     println!("summary: first election {first} ms, failover {failover} ms, handover {handover} ms (lease {lease_ms} ms)");
+
+    quorum_demo(&runtime, store.s3_config(&bucket), &prefix, lease_ms).await
+}
+
+/// Three members, quorum of three: a member stops, the leader releases; it returns, a leader
+/// is elected again.
+async fn quorum_demo(
+    runtime: &Arc<Runtime>,
+    s3: host_test::runtime::api::S3Config,
+    prefix: &str,
+    lease_ms: u32,
+) -> Result<()> {
+    println!("\n=== quorum: 3 members, quorum 3 (each member heartbeats its own object) ===");
+    let mut cluster = Cluster::new(runtime.clone(), s3);
+    let member = |i: u32| {
+        let mut e = election_config("demo-quorum", &format!("member-{i}"), prefix);
+        e.lease_ms = Some(lease_ms);
+        e.quorum = Some(3);
+        e.metadata = format!("slot={i}");
+        e
+    };
+    cluster.start_all((1..=3).map(member).collect()).await?;
+    let lease = Duration::from_millis(u64::from(lease_ms));
+    cluster
+        .wait_for(lease * 4, |h| h.iter().any(Observation::is_leader))
+        .await
+        .context("no leader with quorum")?;
+    show(&cluster, 2).await;
+    if let Some(o) = cluster.latest().into_iter().find(|o| o.is_leader()) {
+        let members: Vec<String> = o
+            .members
+            .iter()
+            .map(|m| format!("{}{}", m.node, if m.fresh { "" } else { " (stale)" }))
+            .collect();
+        println!("members seen by the leader: {}", members.join(", "));
+    }
+    let leader = current_leader(&cluster).context("no leader")?;
+    let victim = cluster
+        .node_ids()
+        .into_iter()
+        .find(|id| *id != leader)
+        .context("no follower")?;
+    println!("\n>>> stopping {victim} without leaving: its heartbeats stop, the quorum is lost");
+    let stopped_at = cluster.now_ms();
+    cluster.kill(&victim);
+    let released = cluster
+        .wait_for(lease * 8, |h| {
+            h.iter()
+                .any(|o| o.at_ms > stopped_at && o.events.iter().any(|e| e.contains("quorum-lost")))
+        })
+        .await
+        .context("the leader never reported the quorum lost")?;
+    println!(
+        ">>> quorum lost after {} ms (member TTL + grace): the leader released",
+        released - stopped_at
+    );
+    show(&cluster, 2).await;
+    println!("\n>>> {victim} comes back");
+    let back_at = cluster.now_ms();
+    let id = victim.trim_start_matches("member-").parse().unwrap_or(1);
+    cluster.start(member(id)).await?;
+    let elected = cluster
+        .wait_for(lease * 6, |h| {
+            h.iter().any(|o| o.at_ms > back_at && o.is_leader())
+        })
+        .await
+        .context("no leader after the quorum returned")?;
+    println!(
+        ">>> quorum restored, leader elected {} ms later",
+        elected - back_at
+    );
+    show(&cluster, 2).await;
+    cluster.stop_all().await;
+    match history::check(&cluster.history()) {
+        Ok(()) => println!("invariants hold in the quorum run too"),
+        Err(v) => bail!("INVARIANT VIOLATED: {v}"),
+    }
     Ok(())
 }
 

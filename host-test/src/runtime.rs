@@ -205,6 +205,11 @@ impl Node {
         Ok(api.elector().call_resign(&mut self.store, elector).await?)
     }
 
+    pub async fn leave(&mut self) -> Result<Result<api::Status, api::Error>> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api.elector().call_leave(&mut self.store, elector).await?)
+    }
+
     pub async fn query_leader(&mut self) -> Result<Result<Option<api::LeaderInfo>, api::Error>> {
         let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
         Ok(api

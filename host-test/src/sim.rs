@@ -17,9 +17,10 @@
 //! the leader is stable: a normal store answer (such as 409) never demotes it.
 
 use crate::history::{self, Observation};
-use s3_election::config::{ElectionConfig, Timings};
+use s3_election::config::{ElectionConfig, Keys, Timings};
 use s3_election::core::MAX_REQUESTS_PER_TICK;
 use s3_election::core::{Elector, Event, Mutation, Outcome, PutMode, Request, Role};
+use s3_election::members::QuorumConfig;
 use s3_election::memstore::MemStore;
 use s3_election::time::Instant;
 use s3_election::Error;
@@ -90,6 +91,8 @@ pub struct Profile {
     /// (node, from ms, to ms)
     pub partitions: Vec<(usize, u64, u64)>,
     pub foreign_at_ms: Option<u64>,
+    /// Quorum size (1: off). With quorum on, every node is stateful.
+    pub quorum: u32,
     /// Faults happen before this; then only the normal store behaviour.
     pub heal_ms: u64,
     pub end_ms: u64,
@@ -99,7 +102,12 @@ impl Profile {
     pub fn from_seed(seed: u64, mutation: Option<Mutation>) -> Profile {
         let mut r = Rng::new(seed);
         let nodes = r.range(2, 5) as usize;
-        let mixed = r.chance(0.4);
+        let quorum = if r.chance(0.3) {
+            r.range(2, nodes as u64) as u32
+        } else {
+            1
+        };
+        let mixed = quorum == 1 && r.chance(0.4);
         let stateless = (0..nodes).map(|_| mixed && r.chance(0.4)).collect();
         let half_drift = f64::from(MAX_DRIFT_PPM) / 2e6;
         let rates = (0..nodes)
@@ -166,6 +174,7 @@ impl Profile {
             crashes,
             partitions,
             foreign_at_ms,
+            quorum,
             heal_ms,
             end_ms: heal_ms + 6_000,
         }
@@ -178,14 +187,26 @@ impl Profile {
     }
 
     /// Time after healing within which some node must lead.
+    pub fn quorum_config(&self) -> QuorumConfig {
+        let mut q = QuorumConfig::disabled_for_lease(Duration::from_millis(LEASE_MS));
+        q.size = self.quorum;
+        q
+    }
+
     pub fn liveness_bound_ms(&self) -> u64 {
         let t = Profile::timings();
         let ms = |d: Duration| d.as_millis() as u64;
-        let stateless_extra = if self.stateless.iter().any(|s| *s) {
+        let mut stateless_extra = if self.stateless.iter().any(|s| *s) {
             2000
         } else {
             0
         };
+        if self.quorum > 1 {
+            // A leader may release for a quorum lost before healing; a candidate then waits
+            // for members to be fresh again and checks them.
+            let q = self.quorum_config();
+            stateless_extra += ms(q.member_ttl) + ms(q.grace) + 2 * ms(q.heartbeat_interval) + 1000;
+        }
         // A lease renewed just before healing, then lease + grace of observation, a poll,
         // late requests still landing, and a request timeout.
         2 * LEASE_MS
@@ -217,6 +238,13 @@ pub enum SimViolation {
         before: (String, u64),
         after: (String, u64),
     },
+    /// (g) A node led while fewer than the quorum of members were fresh, for longer than
+    /// the grace (plus the time to notice).
+    LedWithoutQuorum {
+        at_ms: u64,
+        node: String,
+        below_since_ms: u64,
+    },
 }
 
 impl fmt::Display for SimViolation {
@@ -232,6 +260,10 @@ impl fmt::Display for SimViolation {
             SimViolation::ForeignOverwritten { at_ms, node } => {
                 write!(f, "{node} overwrote a foreign object at {at_ms} ms")
             }
+            SimViolation::LedWithoutQuorum { at_ms, node, below_since_ms } => write!(
+                f,
+                "quorum: {node} led at {at_ms} ms although fewer than the quorum were fresh since {below_since_ms} ms"
+            ),
             SimViolation::UnstableLeader { at_ms, before, after } => write!(
                 f,
                 "stability: after faults stopped, leadership went from {} (term {}) to {} (term {}) at {at_ms} ms",
@@ -252,7 +284,8 @@ impl SimViolation {
             SimViolation::NoLeaderAfterHeal { heal_ms, .. } => *heal_ms,
             SimViolation::UnconditionalWrite { at_ms, .. }
             | SimViolation::ForeignOverwritten { at_ms, .. }
-            | SimViolation::UnstableLeader { at_ms, .. } => *at_ms,
+            | SimViolation::UnstableLeader { at_ms, .. }
+            | SimViolation::LedWithoutQuorum { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -288,22 +321,7 @@ impl Run {
             .history
             .iter()
             .filter(|o| o.at_ms + 2500 >= at && o.at_ms <= at + 1500)
-            .map(|o| {
-                format!(
-                    "  {:>6} ms  {:<3} {:<8} term={:<3} leader={:<5} valid={:>4}ms {}{}",
-                    o.at_ms,
-                    o.node,
-                    o.role,
-                    o.term.map_or("-".into(), |t| t.to_string()),
-                    o.leader.clone().unwrap_or_else(|| "-".into()),
-                    o.valid_ms,
-                    o.events.join(" "),
-                    o.error
-                        .as_deref()
-                        .map(|e| format!(" ERROR {e}"))
-                        .unwrap_or_default()
-                )
-            })
+            .map(|o| format!("  {}", describe(o)))
             .collect();
         let mutation = self
             .profile
@@ -320,12 +338,31 @@ impl Run {
     }
 }
 
+/// One observation on one line.
+pub fn describe(o: &Observation) -> String {
+    format!(
+        "{:>6} ms  {:<3} {:<8} term={:<3} leader={:<5} valid={:>4}ms {}{}",
+        o.at_ms,
+        o.node,
+        o.role,
+        o.term.map_or("-".into(), |t| t.to_string()),
+        o.leader.clone().unwrap_or_else(|| "-".into()),
+        o.valid_ms,
+        o.events.join(" "),
+        o.error
+            .as_deref()
+            .map(|e| format!(" ERROR {e}"))
+            .unwrap_or_default()
+    )
+}
+
 pub fn mutation_name(m: Mutation) -> &'static str {
     match m {
         Mutation::UnconditionalRenewal => "unconditional-renewal",
         Mutation::NoDriftMargin => "no-drift-margin",
         Mutation::TakeoverByRecordTimestamp => "record-timestamp",
         Mutation::ConflictAsLost => "conflict-as-lost",
+        Mutation::IgnoreQuorum => "ignore-quorum",
     }
 }
 
@@ -336,11 +373,12 @@ pub fn parse_mutation(name: &str) -> Option<Mutation> {
         .find(|m| mutation_name(*m) == name)
 }
 
-pub const ALL_MUTATIONS: [Mutation; 4] = [
+pub const ALL_MUTATIONS: [Mutation; 5] = [
     Mutation::UnconditionalRenewal,
     Mutation::NoDriftMargin,
     Mutation::TakeoverByRecordTimestamp,
     Mutation::ConflictAsLost,
+    Mutation::IgnoreQuorum,
 ];
 
 // ----- the simulation ----------------------------------------------------------------------------
@@ -439,6 +477,9 @@ struct Sim {
     queue: BinaryHeap<Reverse<Scheduled>>,
     nodes: Vec<Node>,
     store: MemStore,
+    keys: Vec<Keys>,
+    /// Store times (ms) of each node's applied heartbeats: the ground truth of freshness.
+    heartbeats: Vec<Vec<u64>>,
     requests: HashMap<u64, InFlight>,
     next_request: u64,
     history: Vec<Observation>,
@@ -490,7 +531,9 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes,
-            store: MemStore::new(),
+            store: MemStore::with_page_size(2), // small pages exercise pagination
+            keys: (0..p.nodes).map(|i| sim_config(&p, i).keys()).collect(),
+            heartbeats: vec![Vec::new(); p.nodes],
             requests: HashMap::new(),
             next_request: 0,
             history: Vec::new(),
@@ -579,7 +622,7 @@ impl Sim {
                 Kind::Restart { node } => self.restart(node),
                 Kind::PlantForeign => {
                     self.store
-                        .put_raw(KEY, b"<not a lease>".to_vec(), self.store_now_s());
+                        .put_raw(KEY, b"<not a lease>".to_vec(), self.now_us / 1000);
                     self.foreign_planted = true;
                 }
                 Kind::Heal => self.heal(),
@@ -601,8 +644,9 @@ impl Sim {
         (local_ns / (1000.0 * n.rate)).ceil() as u64 + 1
     }
 
-    fn store_now_s(&self) -> u64 {
-        STORE_EPOCH_S + self.now_us / 1_000_000
+    /// Store clock, Unix ms.
+    fn store_now_ms(&self) -> u64 {
+        STORE_EPOCH_S * 1000 + self.now_us / 1000
     }
 
     fn faulty(&self) -> bool {
@@ -620,16 +664,9 @@ impl Sim {
     // ----- nodes -------------------------------------------------------------------------------
 
     fn fresh_elector(&mut self, node: usize) -> Elector {
+        let config = sim_config(&self.p, node);
         let n = &mut self.nodes[node];
         n.seed_counter += 1;
-        let config = ElectionConfig {
-            name: NAME.into(),
-            node_id: n.id.clone(),
-            key_prefix: String::new(),
-            timings: Profile::timings(),
-            metadata: String::new(),
-            stateless: n.stateless,
-        };
         let seed = self.p.seed ^ ((node as u64) << 48) ^ (n.seed_counter << 32);
         let mut e = Elector::new(config, self.local(node), seed);
         e.set_mutation(self.p.mutation);
@@ -762,23 +799,31 @@ impl Sim {
         } else if self.faulty() && self.rng.chance(self.p.server_error) {
             Outcome::Transient(server_error())
         } else {
-            let outcome = self.store.apply(KEY, &request, self.store_now_s());
-            if let (Outcome::Written { .. }, Request::Put { mode, .. }) = (&outcome, &request) {
-                let who = self.nodes[node].id.clone();
-                if self.foreign_planted {
-                    self.violation
-                        .get_or_insert(SimViolation::ForeignOverwritten {
-                            at_ms: now_ms,
-                            node: who.clone(),
-                        });
+            let outcome = self
+                .store
+                .apply(&self.keys[node], &request, self.store_now_ms());
+            let who = self.nodes[node].id.clone();
+            match (&outcome, &request) {
+                (Outcome::Written { .. }, Request::Put { mode, .. }) => {
+                    if self.foreign_planted {
+                        self.violation
+                            .get_or_insert(SimViolation::ForeignOverwritten {
+                                at_ms: now_ms,
+                                node: who.clone(),
+                            });
+                    }
+                    if !matches!(mode, PutMode::Create | PutMode::Update(_)) {
+                        self.violation
+                            .get_or_insert(SimViolation::UnconditionalWrite {
+                                at_ms: now_ms,
+                                node: who,
+                            });
+                    }
                 }
-                if !matches!(mode, PutMode::Create | PutMode::Update(_)) {
-                    self.violation
-                        .get_or_insert(SimViolation::UnconditionalWrite {
-                            at_ms: now_ms,
-                            node: who,
-                        });
+                (Outcome::Written { .. }, Request::PutMember { .. }) => {
+                    self.heartbeats[node].push(now_ms)
                 }
+                _ => {}
             }
             if self.faulty() && self.rng.chance(self.p.server_error_after_apply) {
                 Outcome::Transient(server_error())
@@ -921,6 +966,7 @@ impl Sim {
             events,
             error,
             last_error: status.last_error.map(|e| e.to_string()),
+            members: Vec::new(),
         });
     }
 
@@ -929,6 +975,9 @@ impl Sim {
     fn judge(&self) -> Option<SimViolation> {
         if let Err(v) = history::check(&self.history) {
             return Some(SimViolation::History(v));
+        }
+        if let Some(v) = self.judge_quorum() {
+            return Some(v);
         }
         if self.p.foreign_at_ms.is_some() {
             return None; // nobody may lead on a foreign record: liveness does not apply
@@ -941,7 +990,7 @@ impl Sim {
             .filter(|o| o.at_ms >= heal && o.is_leader())
             .collect();
         after.sort_by_key(|o| o.at_ms);
-        if !after.first().is_some_and(|o| o.at_ms <= heal + bound) {
+        if after.first().is_none_or(|o| o.at_ms > heal + bound) {
             return Some(SimViolation::NoLeaderAfterHeal {
                 heal_ms: heal,
                 bound_ms: bound,
@@ -977,6 +1026,60 @@ impl Sim {
     }
 }
 
+impl Sim {
+    /// (g): for every leader answer, when did the members (the leader counting itself, as
+    /// the core does) last reach the quorum by the store's heartbeat log?
+    fn judge_quorum(&self) -> Option<SimViolation> {
+        let q = self.p.quorum_config();
+        if !q.enabled() {
+            return None;
+        }
+        let ttl = q.member_ttl.as_millis() as u64;
+        let t = Profile::timings();
+        // Noticing takes up to a check interval, the 1 s resolution of `Date`, and a check's
+        // requests (LIST pages and body reads), each up to a timeout.
+        let notice = q.heartbeat_interval.as_millis() as u64
+            + 1000
+            + 8 * t.request_timeout.as_millis() as u64
+            + self.p.late_delay_max_ms();
+        let allowed = q.grace.as_millis() as u64 + notice;
+        let fresh_at = |leader: usize, at: u64| -> u32 {
+            1 + (0..self.nodes.len())
+                .filter(|&m| m != leader)
+                .filter(|&m| self.heartbeats[m].iter().any(|&h| h <= at && at < h + ttl))
+                .count() as u32
+        };
+        for o in self.history.iter().filter(|o| o.is_leader()) {
+            let leader = self.nodes.iter().position(|n| n.id == o.node)?;
+            // Walk back in 10 ms steps to the last instant with a quorum.
+            let mut at = o.at_ms;
+            while at > 0 && fresh_at(leader, at) < q.size && o.at_ms - at <= allowed {
+                at = at.saturating_sub(10);
+            }
+            if o.at_ms - at > allowed {
+                return Some(SimViolation::LedWithoutQuorum {
+                    at_ms: o.at_ms,
+                    node: o.node.clone(),
+                    below_since_ms: at,
+                });
+            }
+        }
+        None
+    }
+}
+
+fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
+    ElectionConfig {
+        name: NAME.into(),
+        node_id: format!("n{node}"),
+        key_prefix: String::new(),
+        timings: Profile::timings(),
+        metadata: String::new(),
+        stateless: p.stateless[node],
+        quorum: p.quorum_config(),
+    }
+}
+
 fn server_error() -> Error {
     Error::Store {
         status: 500,
@@ -993,6 +1096,8 @@ fn event_text(e: &Event) -> String {
             format!("leader-changed({}, term={})", l.node_id, l.term)
         }
         Event::LeaderChanged { leader: None } => "leader-changed(none)".into(),
+        Event::QuorumLost { fresh, needed } => format!("quorum-lost({fresh}/{needed})"),
+        Event::QuorumRestored { fresh } => format!("quorum-restored({fresh})"),
     }
 }
 

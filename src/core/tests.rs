@@ -2,7 +2,8 @@
 //! clock. `Net` lets a test lose, fail or delay answers.
 
 use super::*;
-use crate::config::{ElectionConfig, Timings};
+use crate::config::{ElectionConfig, Keys, Timings};
+use crate::members::QuorumConfig;
 use crate::memstore::MemStore;
 
 const KEY: &str = "t/e/lease";
@@ -16,7 +17,12 @@ fn config(node: &str) -> ElectionConfig {
         timings: Timings::for_lease(LEASE),
         metadata: format!("meta-{node}"),
         stateless: false,
+        quorum: QuorumConfig::disabled_for_lease(LEASE),
     }
+}
+
+fn keys() -> Keys {
+    config("a").keys()
 }
 
 fn at(ms: u64) -> Instant {
@@ -52,8 +58,9 @@ impl World {
         }
     }
 
+    /// Store clock, Unix ms.
     fn store_now(&self, now: Instant) -> u64 {
-        self.store_epoch_s + now.as_nanos() / 1_000_000_000
+        self.store_epoch_s * 1000 + now.as_nanos() / 1_000_000
     }
 
     /// One step of the documented call order; returns the events.
@@ -65,9 +72,12 @@ impl World {
             };
             self.sent.push(req.clone());
             let outcome = match self.faults.pop_front() {
-                None => self.store.apply(KEY, &req, self.store_now(now)),
+                None => self
+                    .store
+                    .apply(&e.config().keys(), &req, self.store_now(now)),
                 Some(Fault::LoseAnswer) => {
-                    self.store.apply(KEY, &req, self.store_now(now));
+                    self.store
+                        .apply(&e.config().keys(), &req, self.store_now(now));
                     Outcome::Transient(Error::Transport("answer lost".into()))
                 }
                 Some(Fault::Drop) => Outcome::Transient(Error::Transport("dropped".into())),
@@ -94,7 +104,7 @@ impl World {
     }
 
     fn record(&self) -> LeaseRecord {
-        LeaseRecord::decode(&self.store.get(KEY).expect("lease object").body).unwrap()
+        LeaseRecord::decode(&self.store.get_object(KEY).expect("lease object").body).unwrap()
     }
 
     fn puts_sent(&self) -> Vec<&PutMode> {
@@ -139,7 +149,7 @@ fn renewal_is_one_conditional_put_that_keeps_the_term() {
     let mut w = World::new();
     let mut a = elector("a");
     w.step(&mut a, at(0));
-    let etag_before = w.store.get(KEY).unwrap().etag.clone();
+    let etag_before = w.store.get_object(KEY).unwrap().etag.clone();
     let sent_before = w.sent.len();
     let due = a.poll_timeout();
     assert_eq!(due, at(0) + timings().renew_interval);
@@ -220,7 +230,7 @@ fn polls_are_conditional_gets() {
     let (mut a, mut b) = (elector("a"), elector("bb"));
     w.step(&mut a, at(0));
     w.step(&mut b, at(10));
-    let etag = w.store.get(KEY).unwrap().etag.clone();
+    let etag = w.store.get_object(KEY).unwrap().etag.clone();
     w.step_when_due(&mut b);
     assert_eq!(
         w.sent.last(),
@@ -268,7 +278,7 @@ fn resign_is_a_conditional_write_never_a_delete() {
         .iter()
         .skip(1)
         .all(|m| matches!(m, PutMode::Update(_))));
-    assert!(w.store.get(KEY).is_some());
+    assert!(w.store.get_object(KEY).is_some());
 }
 
 #[test]
@@ -381,8 +391,8 @@ fn a_race_for_creation_has_exactly_one_winner() {
     b.handle_timeout(at(0));
     let ra = a.poll_request(at(0)).unwrap();
     let rb = b.poll_request(at(0)).unwrap();
-    a.handle_response(at(0), w.store.apply(KEY, &ra, 0));
-    b.handle_response(at(0), w.store.apply(KEY, &rb, 0));
+    a.handle_response(at(0), w.store.apply(&keys(), &ra, 0));
+    b.handle_response(at(0), w.store.apply(&keys(), &rb, 0));
     let wa = a.poll_request(at(0)).unwrap();
     let wb = b.poll_request(at(0)).unwrap();
     assert!(matches!(
@@ -392,8 +402,8 @@ fn a_race_for_creation_has_exactly_one_winner() {
             ..
         }
     ));
-    a.handle_response(at(0), w.store.apply(KEY, &wa, 0));
-    b.handle_response(at(0), w.store.apply(KEY, &wb, 0));
+    a.handle_response(at(0), w.store.apply(&keys(), &wa, 0));
+    b.handle_response(at(0), w.store.apply(&keys(), &wb, 0));
     // b's 412 is read back before b concludes anything.
     w.step(&mut b, at(0));
     assert_eq!(role(&a, at(0)), Role::Leader);
@@ -418,7 +428,7 @@ fn a_foreign_record_is_reported_and_never_overwritten() {
     }
     assert!(errors > 5);
     assert!(w.puts_sent().is_empty(), "wrote over a foreign record");
-    assert_eq!(w.store.get(KEY).unwrap().body, b"not a lease");
+    assert_eq!(w.store.get_object(KEY).unwrap().body, b"not a lease");
 }
 
 #[test]
@@ -434,7 +444,7 @@ fn a_leader_whose_record_turns_foreign_steps_down() {
         "{events:?}"
     );
     assert!(matches!(a.take_error(), Some(Error::ForeignRecord { .. })));
-    assert_eq!(w.store.get(KEY).unwrap().body, b"{}");
+    assert_eq!(w.store.get_object(KEY).unwrap().body, b"{}");
 }
 
 #[test]
@@ -524,9 +534,9 @@ fn a_write_confirmed_after_the_deadline_does_not_make_a_leader() {
     let mut a = elector("a");
     a.handle_timeout(at(0));
     let get = a.poll_request(at(0)).unwrap();
-    a.handle_response(at(0), w.store.apply(KEY, &get, 0));
+    a.handle_response(at(0), w.store.apply(&keys(), &get, 0));
     let put = a.poll_request(at(0)).unwrap();
-    let answer = w.store.apply(KEY, &put, 0);
+    let answer = w.store.apply(&keys(), &put, 0);
     // The answer arrives after the renew deadline of that write.
     let late = at(0) + timings().renew_deadline;
     a.handle_response(late, answer);
@@ -540,9 +550,9 @@ fn validity_counts_from_when_the_request_was_sent() {
     let mut a = elector("a");
     a.handle_timeout(at(0));
     let get = a.poll_request(at(0)).unwrap();
-    a.handle_response(at(0), w.store.apply(KEY, &get, 0));
+    a.handle_response(at(0), w.store.apply(&keys(), &get, 0));
     let put = a.poll_request(at(100)).unwrap();
-    let answer = w.store.apply(KEY, &put, 0);
+    let answer = w.store.apply(&keys(), &put, 0);
     a.handle_response(at(900), answer);
     let valid = a.status(at(900)).valid_for;
     assert_eq!(
@@ -650,4 +660,228 @@ fn resign_on_a_fresh_instance_releases_a_lease_that_names_it() {
     w.step(&mut a2, at(100));
     assert!(w.record().released);
     assert!(!a2.release_pending());
+}
+
+// ----- quorum ------------------------------------------------------------------------------------
+
+fn quorum_elector(node: &str, size: u32) -> Elector {
+    let mut c = config(node);
+    c.quorum.size = size;
+    Elector::new(c, at(0), node.len() as u64 * 31)
+}
+
+fn member_requests(w: &World) -> usize {
+    w.sent
+        .iter()
+        .filter(|r| !matches!(r, Request::Get { .. } | Request::Put { .. }))
+        .count()
+}
+
+#[test]
+fn quorum_off_costs_no_member_requests() {
+    let mut w = World::new();
+    let (mut a, mut b) = (elector("a"), elector("bb"));
+    let mut now = at(0);
+    while now < at(20_000) {
+        w.step(&mut a, now);
+        w.step(&mut b, now);
+        now = now + Duration::from_millis(50);
+    }
+    assert_eq!(member_requests(&w), 0);
+    assert!(a.status(now).members.is_empty());
+}
+
+#[test]
+fn a_candidate_without_quorum_never_acquires() {
+    let mut w = World::new();
+    let mut a = quorum_elector("a", 2);
+    let mut lost = 0;
+    let mut now = at(0);
+    while now < at(20_000) {
+        for e in w.step(&mut a, now) {
+            if matches!(
+                e,
+                Event::QuorumLost {
+                    fresh: 1,
+                    needed: 2
+                }
+            ) {
+                lost += 1;
+            }
+        }
+        assert_eq!(role(&a, now), Role::Follower);
+        now = a.poll_timeout().max(now + Duration::from_millis(1));
+    }
+    assert_eq!(lost, 1, "quorum-lost is reported once, not on every check");
+    assert!(w.store.get_object(KEY).is_none(), "no lease was written");
+    // Heartbeats went only to its own member object.
+    assert!(w.store.get_object("t/e/members/a").is_some());
+    assert!(w.sent.iter().all(|r| !matches!(r, Request::Put { .. })));
+}
+
+/// Step both nodes every 50 ms until `until`; returns the events of `a`.
+fn run_pair(
+    w: &mut World,
+    a: &mut Elector,
+    b: Option<&mut Elector>,
+    from: u64,
+    until: u64,
+) -> Vec<Event> {
+    let mut events = Vec::new();
+    let mut b = b;
+    let mut t = from;
+    while t < until {
+        events.extend(w.step(a, at(t)));
+        if let Some(b) = b.as_deref_mut() {
+            w.step(b, at(t));
+        }
+        t += 50;
+    }
+    events
+}
+
+#[test]
+fn with_quorum_a_leader_is_elected_and_publishes_its_members() {
+    let mut w = World::new();
+    let (mut a, mut b) = (quorum_elector("a", 2), quorum_elector("bb", 2));
+    run_pair(&mut w, &mut a, Some(&mut b), 0, 3000);
+    let (sa, sb) = (a.status(at(3000)), b.status(at(3000)));
+    let leader = if sa.role == Role::Leader { &sa } else { &sb };
+    assert_eq!(
+        [sa.role, sb.role]
+            .iter()
+            .filter(|r| **r == Role::Leader)
+            .count(),
+        1
+    );
+    let ids: Vec<&str> = leader.members.iter().map(|m| m.node_id.as_str()).collect();
+    assert_eq!(ids, ["a", "bb"]);
+    assert!(leader
+        .members
+        .iter()
+        .all(|m| m.fresh && m.problem.is_none()));
+    assert_eq!(leader.members[0].metadata, "meta-a");
+    // The follower sees the same members, published in the lease record.
+    let follower = if sa.role == Role::Leader { &sb } else { &sa };
+    assert_eq!(follower.members, leader.members);
+}
+
+#[test]
+fn a_leader_below_quorum_for_the_grace_releases_and_says_why() {
+    let mut w = World::new();
+    let (mut a, mut b) = (quorum_elector("a", 2), quorum_elector("bb", 2));
+    run_pair(&mut w, &mut a, Some(&mut b), 0, 3000);
+    let (leader, follower) = if role(&a, at(3000)) == Role::Leader {
+        (&mut a, &mut b)
+    } else {
+        (&mut b, &mut a)
+    };
+    assert_eq!(role(leader, at(3000)), Role::Leader);
+    // The follower stops heartbeating; after its TTL and the grace, the leader releases.
+    let q = leader.config().quorum;
+    let quiet = (q.member_ttl + q.grace).as_millis() as u64 + 3000;
+    let events = run_pair(&mut w, leader, None, 3000, 3000 + quiet);
+    assert!(
+        events.contains(&Event::QuorumLost {
+            fresh: 1,
+            needed: 2
+        }),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(
+        e,
+        Event::Demoted {
+            reason: DemoteReason::QuorumLost,
+            ..
+        }
+    )));
+    assert!(w.record().released, "released with a conditional write");
+    // The member returns: quorum is restored and the election proceeds.
+    let t = 3000 + quiet;
+    let events = run_pair(&mut w, leader, Some(follower), t, t + 4000);
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::QuorumRestored { fresh: 2 })),
+        "{events:?}"
+    );
+    let roles = [role(leader, at(t + 4000)), role(follower, at(t + 4000))];
+    assert_eq!(roles.iter().filter(|r| **r == Role::Leader).count(), 1);
+}
+
+#[test]
+fn a_garbage_member_object_is_reported_and_not_counted() {
+    let mut w = World::new();
+    w.store.put_raw("t/e/members/zz", b"garbage".to_vec(), 0);
+    let mut a = quorum_elector("a", 2);
+    let events = run_pair(&mut w, &mut a, None, 0, 5000);
+    assert_eq!(
+        role(&a, at(5000)),
+        Role::Follower,
+        "garbage must not make a quorum"
+    );
+    assert!(events.contains(&Event::QuorumLost {
+        fresh: 1,
+        needed: 2
+    }));
+    // The garbage object is read once per ETag, not on every check.
+    let gets = w
+        .sent
+        .iter()
+        .filter(|r| matches!(r, Request::GetMember { node } if node == "zz"))
+        .count();
+    assert_eq!(gets, 1);
+    assert_eq!(
+        w.store.get_object("t/e/members/zz").unwrap().body,
+        b"garbage"
+    );
+}
+
+#[test]
+fn quorum_checks_follow_pagination() {
+    let mut w = World::new();
+    w.store = MemStore::with_page_size(2);
+    let mut nodes: Vec<Elector> = (0..5)
+        .map(|i| quorum_elector(&format!("m{i}"), 5))
+        .collect();
+    let mut t = 0;
+    while t < 4000 {
+        for e in nodes.iter_mut() {
+            w.step(e, at(t));
+        }
+        t += 50;
+    }
+    let leaders: Vec<Status> = nodes
+        .iter()
+        .map(|e| e.status(at(t)))
+        .filter(|s| s.role == Role::Leader)
+        .collect();
+    assert_eq!(
+        leaders.len(),
+        1,
+        "five members in pages of two make a quorum of five"
+    );
+    assert_eq!(leaders[0].members.len(), 5);
+    assert!(w.sent.iter().any(|r| matches!(
+        r,
+        Request::ListMembers {
+            continuation: Some(_)
+        }
+    )));
+}
+
+#[test]
+fn leave_removes_the_member_object_and_stops_heartbeats() {
+    let mut w = World::new();
+    let mut a = quorum_elector("a", 2);
+    w.step(&mut a, at(0));
+    assert!(w.store.get_object("t/e/members/a").is_some());
+    a.leave(at(100));
+    w.step(&mut a, at(100));
+    assert!(w.store.get_object("t/e/members/a").is_none());
+    let before = w.sent.len();
+    run_pair(&mut w, &mut a, None, 200, 5000);
+    assert!(w.sent[before..]
+        .iter()
+        .all(|r| !matches!(r, Request::PutMember { .. })));
 }

@@ -1,0 +1,384 @@
+//! The quorum of observers. Every member heartbeats its OWN object,
+//! `<prefix><name>/members/<node-id>`, so members never contend with the lease or with each
+//! other. The leader (and a candidate about to acquire) lists these objects and counts the
+//! fresh ones by the store's own clock: `Date` of the LIST answer against each object's
+//! `LastModified`, both written by the store, so no node's clock is compared with another's.
+//!
+//! A member's body never changes between heartbeats (node id and metadata only), so its ETag
+//! is stable and the lister reads a body only when an ETag is new: a quorum check costs one
+//! LIST, whatever the number of members. A body that is not a member record of this version
+//! is reported as such and not counted.
+
+use crate::core::ETag;
+use crate::time::Instant;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::time::Duration;
+
+pub const MEMBER_FORMAT: &str = "s3-election/member/v1";
+
+/// Quorum settings; `size == 1` disables quorum and every member request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// Fresh members (the leader included) needed to lead.
+    pub size: u32,
+    pub heartbeat_interval: Duration,
+    /// A member whose object is older than this by the store's clock is not fresh.
+    pub member_ttl: Duration,
+    /// How long a leader may stay below quorum before it releases the lease.
+    pub grace: Duration,
+}
+
+impl QuorumConfig {
+    /// Quorum off. Heartbeat every lease/3, members fresh for three heartbeats (at least 3 s,
+    /// since `Date` has a resolution of one second), grace of one lease.
+    pub fn disabled_for_lease(lease: Duration) -> QuorumConfig {
+        let heartbeat_interval = lease / 3;
+        QuorumConfig {
+            size: 1,
+            heartbeat_interval,
+            member_ttl: (heartbeat_interval * 3).max(Duration::from_secs(3)),
+            grace: lease,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.size > 1
+    }
+}
+
+/// The body of a member object.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    pub format: String,
+    pub node: String,
+    #[serde(default)]
+    pub metadata: String,
+}
+
+impl MemberRecord {
+    pub fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// The record, if `bytes` is a member record of this version for `node`.
+    pub fn decode(bytes: &[u8], node: &str) -> Result<MemberRecord, String> {
+        let r: MemberRecord =
+            serde_json::from_slice(bytes).map_err(|_| "not a JSON member record".to_string())?;
+        if r.format != MEMBER_FORMAT {
+            return Err(format!(
+                "unknown member format {:?}",
+                r.format.chars().take(64).collect::<String>()
+            ));
+        }
+        if r.node != node {
+            return Err(format!("record names {:?}, key names {node:?}", r.node));
+        }
+        Ok(r)
+    }
+}
+
+/// One object from a LIST answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListEntry {
+    pub key: String,
+    pub etag: ETag,
+    /// Store clock, Unix milliseconds.
+    pub last_modified_ms: u64,
+}
+
+/// A member as the leader last judged it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub node_id: String,
+    pub metadata: String,
+    pub fresh: bool,
+    /// Age of its last heartbeat by the store's clock, when known.
+    #[serde(default)]
+    pub age_ms: Option<u64>,
+    /// Why the object is not counted (garbage, foreign format), if so.
+    #[serde(default)]
+    pub problem: Option<String>,
+}
+
+/// What a member wants to send next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MemberRequest {
+    Heartbeat,
+    List { continuation: Option<String> },
+    Get { node: String },
+    Leave,
+}
+
+/// A finished quorum check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckResult {
+    pub fresh: u32,
+    pub at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Check {
+    entries: Vec<ListEntry>,
+    continuation: Option<String>,
+    listed: bool,
+    date_ms: Option<u64>,
+}
+
+/// The member side of one elector.
+#[derive(Debug)]
+pub struct Members {
+    cfg: QuorumConfig,
+    node_id: String,
+    prefix: String,
+    body: Vec<u8>,
+    heartbeat_due: Instant,
+    /// When the next check is wanted (`None`: not wanted).
+    check_due: Option<Instant>,
+    check: Option<Check>,
+    /// Bodies already read, by key, with the ETag they had.
+    verified: HashMap<String, (ETag, Result<MemberRecord, String>)>,
+    view: Vec<MemberInfo>,
+    last_check: Option<CheckResult>,
+    leaving: bool,
+    left: bool,
+}
+
+impl Members {
+    pub fn new(
+        cfg: QuorumConfig,
+        node_id: &str,
+        metadata: &str,
+        prefix: String,
+        now: Instant,
+    ) -> Members {
+        let body = MemberRecord {
+            format: MEMBER_FORMAT.into(),
+            node: node_id.into(),
+            metadata: metadata.into(),
+        }
+        .encode();
+        Members {
+            cfg,
+            node_id: node_id.into(),
+            prefix,
+            body,
+            heartbeat_due: now,
+            check_due: None,
+            check: None,
+            verified: HashMap::new(),
+            view: Vec::new(),
+            last_check: None,
+            leaving: false,
+            left: false,
+        }
+    }
+
+    pub fn config(&self) -> &QuorumConfig {
+        &self.cfg
+    }
+
+    /// The constant body of this node's member object.
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// `<prefix><name>/members/`: what the LIST asks for.
+    pub fn list_prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// Want a quorum check at `at` (a leader's periodic check, a candidate's check before it
+    /// acquires). An earlier wish wins.
+    pub fn want_check(&mut self, at: Instant) {
+        if self.cfg.enabled() {
+            self.check_due = Some(self.check_due.map_or(at, |d| d.min(at)));
+        }
+    }
+
+    /// Stop wanting periodic checks (no longer leading).
+    pub fn stop_checking(&mut self) {
+        self.check_due = None;
+        self.check = None;
+    }
+
+    /// Remove our member object at the next step and stop heartbeating.
+    pub fn leave(&mut self) {
+        if self.cfg.enabled() && !self.left {
+            self.leaving = true;
+        }
+    }
+
+    pub fn last_check(&self) -> Option<CheckResult> {
+        self.last_check
+    }
+
+    pub fn view(&self) -> &[MemberInfo] {
+        &self.view
+    }
+
+    /// The next member request due at `now`, if any.
+    pub fn poll(&mut self, now: Instant) -> Option<MemberRequest> {
+        if !self.cfg.enabled() || self.left {
+            return None;
+        }
+        if self.leaving {
+            return Some(MemberRequest::Leave);
+        }
+        if now >= self.heartbeat_due {
+            return Some(MemberRequest::Heartbeat);
+        }
+        if self.check.is_none() && self.check_due.is_some_and(|d| now >= d) {
+            self.check = Some(Check::default());
+        }
+        let check = self.check.as_ref()?;
+        if !check.listed {
+            return Some(MemberRequest::List {
+                continuation: check.continuation.clone(),
+            });
+        }
+        // Read the bodies whose ETag we have not verified yet.
+        check
+            .entries
+            .iter()
+            .find(|e| {
+                self.verified
+                    .get(&e.key)
+                    .is_none_or(|(etag, _)| *etag != e.etag)
+            })
+            .map(|e| MemberRequest::Get {
+                node: e.key[self.prefix.len()..].to_string(),
+            })
+    }
+
+    /// When a member request is next due (a check in progress or leaving: at once).
+    pub fn next_due(&self) -> Option<Instant> {
+        if !self.cfg.enabled() || self.left {
+            return None;
+        }
+        if self.leaving || self.check.is_some() {
+            return Some(Instant::default());
+        }
+        Some(
+            self.check_due
+                .map_or(self.heartbeat_due, |c| c.min(self.heartbeat_due)),
+        )
+    }
+
+    pub fn heartbeat_done(&mut self, now: Instant, ok: bool, retry: Duration) {
+        self.heartbeat_due = now
+            + if ok {
+                self.cfg.heartbeat_interval
+            } else {
+                retry
+            };
+    }
+
+    pub fn left_done(&mut self, ok: bool) {
+        if ok {
+            self.leaving = false;
+            self.left = true;
+        }
+    }
+
+    /// A LIST page arrived. Keys that are not `<prefix><node-id>` are ignored.
+    pub fn listed(
+        &mut self,
+        entries: Vec<ListEntry>,
+        continuation: Option<String>,
+        date_s: Option<u64>,
+    ) {
+        let Some(check) = self.check.as_mut() else {
+            return;
+        };
+        check.entries.extend(
+            entries
+                .into_iter()
+                .filter(|e| e.key.starts_with(&self.prefix) && e.key.len() > self.prefix.len()),
+        );
+        check.date_ms = date_s.map(|s| s * 1000).or(check.date_ms);
+        match continuation {
+            Some(token) => check.continuation = Some(token),
+            None => check.listed = true,
+        }
+    }
+
+    /// A member body arrived (or `None`: it vanished).
+    pub fn got(&mut self, node: &str, etag: Option<ETag>, body: Option<&[u8]>) {
+        let key = format!("{}{node}", self.prefix);
+        match (etag, body) {
+            (Some(etag), Some(body)) => {
+                let verdict = MemberRecord::decode(body, node);
+                self.verified.insert(key.clone(), (etag.clone(), verdict));
+                // The LIST may have seen an older version: judge the one we read.
+                if let Some(check) = self.check.as_mut() {
+                    for e in check.entries.iter_mut().filter(|e| e.key == key) {
+                        e.etag = etag.clone();
+                    }
+                }
+            }
+            _ => {
+                if let Some(check) = self.check.as_mut() {
+                    check.entries.retain(|e| e.key != key);
+                }
+            }
+        }
+    }
+
+    /// A request of the check failed: drop the check, try again after `retry`.
+    pub fn check_failed(&mut self, now: Instant, retry: Duration) {
+        self.check = None;
+        if self.check_due.is_some() {
+            self.check_due = Some(now + retry);
+        }
+    }
+
+    /// Finish the check if everything is listed and verified.
+    pub fn finish_check(&mut self, now: Instant, periodic: bool) -> Option<CheckResult> {
+        let check = self.check.as_ref()?;
+        if !check.listed
+            || check.entries.iter().any(|e| {
+                self.verified
+                    .get(&e.key)
+                    .is_none_or(|(etag, _)| *etag != e.etag)
+            })
+        {
+            return None;
+        }
+        let check = self.check.take()?;
+        let ttl_ms = self.cfg.member_ttl.as_millis() as u64;
+        let mut view = Vec::new();
+        for e in &check.entries {
+            let node = &e.key[self.prefix.len()..];
+            let verdict = &self.verified[&e.key].1;
+            // `Date` is truncated to the second: the true age may be up to 999 ms more.
+            let age_ms = check
+                .date_ms
+                .map(|d| (d + 999).saturating_sub(e.last_modified_ms));
+            let (metadata, problem) = match verdict {
+                Ok(r) => (r.metadata.clone(), None),
+                Err(why) => (String::new(), Some(why.clone())),
+            };
+            view.push(MemberInfo {
+                node_id: node.to_string(),
+                metadata,
+                fresh: problem.is_none() && age_ms.is_some_and(|a| a <= ttl_ms),
+                age_ms,
+                problem,
+            });
+        }
+        // Forget bodies of objects that are gone.
+        self.verified
+            .retain(|k, _| check.entries.iter().any(|e| &e.key == k));
+        let mut fresh = view.iter().filter(|m| m.fresh).count() as u32;
+        if !view.iter().any(|m| m.fresh && m.node_id == self.node_id) {
+            fresh += 1; // we count ourselves: we are alive and heartbeating
+        }
+        view.sort_by(|a, b| a.node_id.cmp(&b.node_id));
+        self.view = view;
+        self.check_due = periodic.then_some(now + self.cfg.heartbeat_interval);
+        let result = CheckResult { fresh, at: now };
+        self.last_check = Some(result);
+        Some(result)
+    }
+}
