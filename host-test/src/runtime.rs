@@ -94,12 +94,17 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
         _ = fut;
         let faults = self.faults.clone();
         Box::new(async move {
-            faults.count(request.method());
+            faults.count(request.method(), request.uri());
             if faults.is_partitioned() {
                 return Err(wasmtime_wasi_http::Error::ConnectionRefused);
             }
             use http_body_util::BodyExt;
+            let lease_write = crate::faults::is_lease_write(request.method(), request.uri());
+            let sent = std::time::Instant::now();
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            if lease_write {
+                faults.lease_write_took(sent.elapsed());
+            }
             Ok((
                 response.map(BodyExt::boxed_unsync),
                 Box::new(io) as Box<dyn std::future::Future<Output = _> + Send>,

@@ -7,7 +7,13 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-fn spawn_node(m: &Ministack, bucket: &str, id: &str) -> (Child, mpsc::Receiver<serde_json::Value>) {
+type Lines = mpsc::Receiver<serde_json::Value>;
+
+fn spawn_node(m: &Ministack, bucket: &str, id: &str) -> (Child, Lines) {
+    spawn_node_with(m, bucket, id, &[])
+}
+
+fn spawn_node_with(m: &Ministack, bucket: &str, id: &str, extra: &[&str]) -> (Child, Lines) {
     let s = &m.store;
     let mut child = Command::new(env!("CARGO_BIN_EXE_host-test"))
         .args([
@@ -27,6 +33,7 @@ fn spawn_node(m: &Ministack, bucket: &str, id: &str) -> (Child, mpsc::Receiver<s
             "--metadata",
             "addr=127.0.0.1",
         ])
+        .args(extra) // later flags win: extra settings override the defaults above
         .env("AWS_ENDPOINT_URL_S3", &s.endpoint)
         .env("AWS_ACCESS_KEY_ID", &s.credentials.access_key_id)
         .env("AWS_SECRET_ACCESS_KEY", &s.credentials.secret_access_key)
@@ -127,6 +134,36 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
     let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(record["released"], true);
     assert_eq!(record["holder"], "beta");
+}
+
+#[test]
+fn node_with_a_quorum_prints_the_members() {
+    let m = Ministack::start().expect("ministack");
+    let bucket = "cli-quorum";
+    m.store.create_bucket(bucket).unwrap();
+    let quorum = ["--quorum", "2", "--prefix", "q/"];
+    let (mut a, a_lines) = spawn_node_with(&m, bucket, "alpha", &quorum);
+    let (mut b, b_lines) = spawn_node_with(&m, bucket, "beta", &quorum);
+    let with_members = |v: &serde_json::Value| {
+        v["role"] == "leader" && v["members"].as_array().is_some_and(|m| m.len() == 2)
+    };
+    let line = until(&a_lines, Duration::from_secs(20), with_members)
+        .or_else(|| until(&b_lines, Duration::from_secs(5), with_members))
+        .expect("a leader line listing both members");
+    let members = line["members"].as_array().unwrap();
+    assert_eq!(members[0]["node"], "alpha");
+    assert_eq!(members[1]["node"], "beta");
+    assert!(members.iter().all(|m| m["fresh"] == true));
+    for child in [&a, &b] {
+        sigterm(child);
+    }
+    assert!(a.wait().unwrap().success() && b.wait().unwrap().success());
+    // A clean exit leaves: the member objects are gone.
+    assert!(m
+        .store
+        .get_object(bucket, "q/sidecar/members/alpha")
+        .unwrap()
+        .is_none());
 }
 
 #[test]
