@@ -714,7 +714,11 @@ impl Elector {
     }
 
     fn after_read(&mut self, now: Instant) {
-        self.last_error = None;
+        // A read that settles a failed write is no success yet: the error stays visible
+        // until the write is confirmed or retried successfully.
+        if self.unconfirmed.is_none() {
+            self.last_error = None;
+        }
         self.read_due = self.next_poll(now);
         // A write we could not confirm: our nonce in the record means it was applied.
         if let Some(w) = self.unconfirmed.take() {
@@ -886,7 +890,6 @@ impl Elector {
     fn on_write(&mut self, now: Instant, mut w: Write, outcome: Outcome) {
         match outcome {
             Outcome::Written { etag } => {
-                self.last_error = None;
                 self.write_confirmed(now, w, etag);
             }
             Outcome::Conflict if self.mutated(Mutation::ConflictAsLost) => {
@@ -913,6 +916,7 @@ impl Elector {
     }
 
     fn write_confirmed(&mut self, now: Instant, w: Write, etag: ETag) {
+        self.last_error = None;
         let sent_at = w.first_sent.unwrap_or(now);
         let term = w.record.term;
         self.highest_term_seen = self.highest_term_seen.max(term);

@@ -101,17 +101,7 @@ async fn exactly_one_leader_among_five_started_at_once_over_20_rounds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_failover_within_lease_plus_retry_plus_slack() {
     let b = bucket("failover");
-    let mut c = cluster(&b);
-    c.start_all(
-        (1..=3)
-            .map(|i| election("fo", &format!("n{i}"), LEASE))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    c.wait_for(ms(LEASE) * 3, |h| h.iter().any(Observation::is_leader))
-        .await
-        .unwrap();
+    let mut c = cluster_with_leader(&b, "fo", 3, LEASE).await;
     tokio::time::sleep(ms(LEASE)).await;
     let old = leaders_now(&c).pop().expect("a leader");
     let killed_at = c.now_ms();
@@ -142,17 +132,7 @@ async fn crash_failover_within_lease_plus_retry_plus_slack() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn resign_hands_over_within_about_one_retry_period() {
     let b = bucket("handover");
-    let mut c = cluster(&b);
-    c.start_all(
-        (1..=3)
-            .map(|i| election("ho", &format!("n{i}"), LEASE))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    c.wait_for(ms(LEASE) * 3, |h| h.iter().any(Observation::is_leader))
-        .await
-        .unwrap();
+    let mut c = cluster_with_leader(&b, "ho", 3, LEASE).await;
     tokio::time::sleep(ms(LEASE / 2)).await;
     let old = leaders_now(&c).pop().expect("a leader");
     let resigned_at = c.now_ms();
@@ -243,17 +223,7 @@ async fn terms_grow_across_leaders_and_hold_across_renewals() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_leader_cut_off_from_the_store_steps_down_before_its_lease_can_be_taken() {
     let b = bucket("cut-off");
-    let mut c = cluster(&b);
-    c.start_all(
-        (1..=3)
-            .map(|i| election("cut", &format!("n{i}"), LEASE))
-            .collect(),
-    )
-    .await
-    .unwrap();
-    c.wait_for(ms(LEASE) * 3, |h| h.iter().any(Observation::is_leader))
-        .await
-        .unwrap();
+    let mut c = cluster_with_leader(&b, "cut", 3, LEASE).await;
     tokio::time::sleep(ms(LEASE / 2)).await;
     let old = leaders_now(&c).pop().expect("a leader");
     let cut_at = c.now_ms();

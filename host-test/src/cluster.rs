@@ -5,6 +5,7 @@
 use crate::faults::Faults;
 use crate::history::{Member, Observation};
 use crate::runtime::{api, Node, Runtime};
+use crate::timeline::Mark;
 use crate::{describe_error, event_text};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
@@ -33,6 +34,7 @@ struct NodeHandle {
 pub struct Recorder {
     started: Instant,
     observations: Arc<Mutex<Vec<Observation>>>,
+    marks: Arc<Mutex<Vec<Mark>>>,
     /// Also print each observation as a JSON line (the `node` subcommand).
     pub echo_json: bool,
 }
@@ -42,6 +44,7 @@ impl Recorder {
         Recorder {
             started: Instant::now(),
             observations: Arc::default(),
+            marks: Arc::default(),
             echo_json: false,
         }
     }
@@ -78,6 +81,20 @@ impl Recorder {
 
     pub fn history(&self) -> Vec<Observation> {
         self.observations.lock().unwrap().clone()
+    }
+
+    /// Note something done to `node` now, for the timeline picture.
+    pub fn mark(&self, node: &str, label: &str) {
+        let at_ms = self.now_ms();
+        self.marks.lock().unwrap().push(Mark {
+            at_ms,
+            node: node.into(),
+            label: label.into(),
+        });
+    }
+
+    pub fn marks(&self) -> Vec<Mark> {
+        self.marks.lock().unwrap().clone()
     }
 }
 
@@ -159,7 +176,7 @@ impl Cluster {
     pub async fn start_all(&mut self, elections: Vec<api::ElectionConfig>) -> Result<()> {
         let mut drivers = Vec::new();
         for election in elections {
-            drivers.push(self.driver(election).await?);
+            drivers.push(self.driver(election, Faults::new()).await?);
         }
         for (driver, faults) in drivers {
             self.spawn(driver, faults);
@@ -170,13 +187,25 @@ impl Cluster {
     /// Start a node: stateful (one instance for its whole life) or, with `election.stateless`,
     /// a fresh instance for every tick. Fails if the config is refused at open.
     pub async fn start(&mut self, election: api::ElectionConfig) -> Result<()> {
-        let (driver, faults) = self.driver(election).await?;
+        self.start_with_faults(election, Faults::new()).await
+    }
+
+    /// Start a node whose faults are already set up (to catch its very first requests).
+    pub async fn start_with_faults(
+        &mut self,
+        election: api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<()> {
+        let (driver, faults) = self.driver(election, faults).await?;
         self.spawn(driver, faults);
         Ok(())
     }
 
-    async fn driver(&self, election: api::ElectionConfig) -> Result<(Driver, Arc<Faults>)> {
-        let faults = Faults::new();
+    async fn driver(
+        &self,
+        election: api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<(Driver, Arc<Faults>)> {
         let mut driver = Driver {
             runtime: self.runtime.clone(),
             s3: self.s3.clone(),
@@ -211,12 +240,14 @@ impl Cluster {
     pub fn kill(&mut self, id: &str) {
         if let Some(n) = self.nodes.remove(id) {
             n.task.abort();
+            self.recorder.mark(id, "killed");
         }
     }
 
     /// Make a node resign; it keeps running as an observer.
     pub async fn resign(&self, id: &str) -> Result<Result<api::Status, api::Error>> {
         let node = self.nodes.get(id).ok_or_else(|| anyhow!("no node {id}"))?;
+        self.recorder.mark(id, "resign");
         let (tx, rx) = oneshot::channel();
         node.commands
             .send(Command::Resign(tx))
@@ -237,6 +268,11 @@ impl Cluster {
         for id in ids {
             self.stop(&id).await;
         }
+    }
+
+    /// The picture of the run so far as SVG.
+    pub fn timeline_svg(&self, title: &str) -> String {
+        crate::timeline::svg(&self.history(), &self.recorder.marks(), title)
     }
 
     pub fn faults(&self, id: &str) -> Option<Arc<Faults>> {
@@ -357,6 +393,10 @@ impl Driver {
         let id = self.election.node_id.clone();
         let retry = Duration::from_millis(500);
         loop {
+            if let Some(pause) = self.faults.paused_for() {
+                // A paused process does nothing, not even handle commands.
+                tokio::time::sleep(pause).await;
+            }
             if self.stood_down {
                 match commands.recv().await {
                     Some(Command::Resign(reply)) => {

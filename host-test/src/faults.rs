@@ -1,13 +1,78 @@
-//! Faults a test or the CLI can switch on for one node, applied in the outgoing-request hook,
-//! plus counters of what the node sent.
+//! Faults a test or the CLI can switch on for one node, applied in the outgoing-request hook
+//! (the one place every request of a node passes), plus counters of what the node sent.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// What happens to a request that a [`Rule`] matches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Lost on the way: it never reaches the store; the node sees its request time out.
+    Drop,
+    /// Held this long before it is sent.
+    Delay(Duration),
+    /// Answered with this status (500, 503, 409, …) without reaching the store.
+    Status(u16),
+    /// Reaches the store and is applied, but the answer is lost: an ambiguous result.
+    CutResponse,
+}
+
+/// Which requests a rule applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Any,
+    /// PUTs of the lease (acquire, renew, release).
+    LeaseWrites,
+    /// GETs of the lease.
+    LeaseReads,
+    /// Member objects and the member list.
+    Members,
+}
+
+/// A fault applied to the next `times` matching requests (all of them when `None`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    pub fault: Fault,
+    pub target: Target,
+    pub times: Option<u32>,
+}
+
+impl Rule {
+    pub fn always(fault: Fault, target: Target) -> Rule {
+        Rule {
+            fault,
+            target,
+            times: None,
+        }
+    }
+
+    pub fn times(fault: Fault, target: Target, times: u32) -> Rule {
+        Rule {
+            fault,
+            target,
+            times: Some(times),
+        }
+    }
+
+    fn matches(&self, method: &http::Method, uri: &http::Uri) -> bool {
+        match self.target {
+            Target::Any => true,
+            Target::LeaseWrites => is_lease_write(method, uri),
+            Target::LeaseReads => *method == http::Method::GET && uri.path().ends_with("/lease"),
+            Target::Members => is_member_request(uri),
+        }
+    }
+}
 
 #[derive(Debug, Default)]
 pub struct Faults {
     partitioned: AtomicBool,
+    rules: Mutex<Vec<Rule>>,
+    /// The node does not tick until then (a process pause).
+    paused_until: Mutex<Option<Instant>>,
+    /// Faults applied so far.
+    applied: AtomicU64,
     gets: AtomicU64,
     puts: AtomicU64,
     others: AtomicU64,
@@ -43,6 +108,46 @@ impl Faults {
 
     pub fn is_partitioned(&self) -> bool {
         self.partitioned.load(Ordering::SeqCst)
+    }
+
+    /// Add a rule; the first matching rule applies to a request.
+    pub fn inject(&self, rule: Rule) {
+        self.rules.lock().unwrap().push(rule);
+    }
+
+    pub fn clear(&self) {
+        self.rules.lock().unwrap().clear();
+    }
+
+    /// The fault for this request, if a rule matches (and counts it against `times`).
+    pub(crate) fn take(&self, method: &http::Method, uri: &http::Uri) -> Option<Fault> {
+        let mut rules = self.rules.lock().unwrap();
+        let i = rules.iter().position(|r| r.matches(method, uri))?;
+        let fault = rules[i].fault.clone();
+        if let Some(n) = rules[i].times.as_mut() {
+            *n -= 1;
+            if *n == 0 {
+                rules.remove(i);
+            }
+        }
+        self.applied.fetch_add(1, Ordering::Relaxed);
+        Some(fault)
+    }
+
+    /// How many requests a fault was applied to.
+    pub fn applied(&self) -> u64 {
+        self.applied.load(Ordering::Relaxed)
+    }
+
+    /// Freeze the node's ticks for `d`, like a stopped process (requests in flight finish).
+    pub fn pause(&self, d: Duration) {
+        *self.paused_until.lock().unwrap() = Some(Instant::now() + d);
+    }
+
+    /// How long the node must still stay paused.
+    pub fn paused_for(&self) -> Option<Duration> {
+        let until = (*self.paused_until.lock().unwrap())?;
+        until.checked_duration_since(Instant::now())
     }
 
     pub(crate) fn count(&self, method: &http::Method, uri: &http::Uri) {

@@ -9,6 +9,7 @@ pub mod ministack;
 pub mod runtime;
 pub mod sim;
 pub mod store;
+pub mod timeline;
 
 use runtime::api;
 use std::path::PathBuf;

@@ -311,6 +311,11 @@ async fn demo(raw: &[String]) -> Result<()> {
     }
     cluster.stop_all().await;
     let history = cluster.history();
+    let picture = write_timeline(
+        &cluster,
+        "s3-election demo: election, crash failover, resign handover",
+    )?;
+    println!("\ntimeline: {}", picture.display());
     match history::check(&history) {
         Ok(()) => println!(
             "\ninvariants hold over {} observations: never two leaders, terms only grow",
@@ -378,6 +383,7 @@ async fn quorum_demo(
     show(&cluster, 2).await;
     println!("\n>>> {victim} comes back");
     let back_at = cluster.now_ms();
+    cluster.recorder.mark(&victim, "back");
     let id = victim.trim_start_matches("member-").parse().unwrap_or(1);
     cluster.start(member(id)).await?;
     let elected = cluster
@@ -392,11 +398,33 @@ async fn quorum_demo(
     );
     show(&cluster, 2).await;
     cluster.stop_all().await;
+    let picture = write_timeline(
+        &cluster,
+        "s3-election demo: quorum of 3, a member stops and returns",
+    )?;
+    println!("timeline: {}", picture.display());
     match history::check(&cluster.history()) {
         Ok(()) => println!("invariants hold in the quorum run too"),
         Err(v) => bail!("INVARIANT VIOLATED: {v}"),
     }
     Ok(())
+}
+
+/// Write the run's timeline as SVG under `target/` and return its path.
+fn write_timeline(cluster: &Cluster, title: &str) -> Result<PathBuf> {
+    let dir = host_test::workspace_dir().join("target/timelines");
+    std::fs::create_dir_all(&dir)?;
+    let name: String = title
+        .split(':')
+        .next_back()
+        .unwrap_or(title)
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let path = dir.join(format!("{name}.svg"));
+    std::fs::write(&path, cluster.timeline_svg(title))?;
+    Ok(path)
 }
 
 fn current_leader(cluster: &Cluster) -> Option<String> {

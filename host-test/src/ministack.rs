@@ -25,6 +25,9 @@ pub fn ensure_installed() -> Result<PathBuf> {
         None => crate::workspace_dir().join("target/ministack-venv"),
     };
     let python = venv.join("bin/python");
+    // One installer per process; across processes the rename below settles who wins.
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     if python.exists() {
         return Ok(python);
     }

@@ -2,11 +2,11 @@
 //! elector per node. Every outgoing request goes through [`NodeHooks::send_request`], the single
 //! place where faults are injected and requests counted.
 
-use crate::faults::Faults;
+use crate::faults::{Fault, Faults};
 use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceAny};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -94,16 +94,36 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
         _ = fut;
         let faults = self.faults.clone();
         Box::new(async move {
+            use http_body_util::BodyExt;
+            use wasmtime_wasi_http::Error as HttpError;
             faults.count(request.method(), request.uri());
             if faults.is_partitioned() {
-                return Err(wasmtime_wasi_http::Error::ConnectionRefused);
+                return Err(HttpError::ConnectionRefused);
             }
-            use http_body_util::BodyExt;
+            let fault = faults.take(request.method(), request.uri());
+            match &fault {
+                Some(Fault::Drop) => {
+                    // Nothing comes back: the node waits out its own timeout.
+                    let wait = options
+                        .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
+                        .unwrap_or(Duration::from_secs(2));
+                    tokio::time::sleep(wait).await;
+                    return Err(HttpError::ConnectionReadTimeout);
+                }
+                Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
+                Some(Fault::Status(code)) => return Ok(synthetic_answer(*code)),
+                Some(Fault::CutResponse) | None => {}
+            }
             let lease_write = crate::faults::is_lease_write(request.method(), request.uri());
             let sent = std::time::Instant::now();
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             if lease_write {
                 faults.lease_write_took(sent.elapsed());
+            }
+            if fault == Some(Fault::CutResponse) {
+                // The store has answered (so applied the request); the node never hears it.
+                drop(response);
+                return Err(HttpError::ConnectionTerminated);
             }
             Ok((
                 response.map(BodyExt::boxed_unsync),
@@ -111,6 +131,31 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             ))
         })
     }
+}
+
+type Answer = (
+    http::Response<wasmtime_wasi_http::WasiBody>,
+    Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+);
+
+/// An S3-style error answer made up by the "network" (never reached the store).
+fn synthetic_answer(status: u16) -> Answer {
+    use http_body_util::{BodyExt, Full};
+    let code = match status {
+        409 => "ConditionalRequestConflict",
+        503 => "SlowDown",
+        _ => "InternalError",
+    };
+    let xml = format!("<?xml version=\"1.0\"?><Error><Code>{code}</Code><Message>injected by host-test</Message></Error>");
+    let body = Full::new(bytes::Bytes::from(xml))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let response = http::Response::builder()
+        .status(status)
+        .header("content-type", "application/xml")
+        .body(body)
+        .expect("a valid synthetic response");
+    (response, Box::new(async { Ok(()) }))
 }
 
 /// A compiled component, ready to open many nodes.

@@ -123,3 +123,16 @@ pub fn pretty(h: &[Observation]) -> String {
 pub fn ms(v: u32) -> Duration {
     Duration::from_millis(u64::from(v))
 }
+
+/// `n` nodes `n1..=n<n>` started at once in election `name`, once one of them leads.
+pub async fn cluster_with_leader(bucket: &str, name: &str, n: u32, lease_ms: u32) -> Cluster {
+    let mut c = cluster(bucket);
+    let nodes = (1..=n)
+        .map(|i| election(name, &format!("n{i}"), lease_ms))
+        .collect();
+    c.start_all(nodes).await.expect("start the nodes");
+    c.wait_for(ms(lease_ms) * 3, |h| h.iter().any(Observation::is_leader))
+        .await
+        .unwrap_or_else(|| panic!("no leader among {n} nodes in {name}"));
+    c
+}
