@@ -44,12 +44,11 @@ pub fn svg(history: &[Observation], marks: &[Mark], title: &str) -> String {
     let row = |node: &str| nodes.iter().position(|n| *n == node).unwrap_or(0) as f64;
     let height = TOP + ROW * nodes.len() as f64 + 40.0;
     let mut out = String::new();
-    let _ = write!(
+    let _ = writeln!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{height}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="white"/>
-<text x="10" y="20" font-size="14" font-weight="bold">{title}</text>
-"#,
+<text x="10" y="20" font-size="14" font-weight="bold">{title}</text>"#,
         w = LEFT + WIDTH + 20.0,
         title = escape(title)
     );
@@ -57,10 +56,9 @@ pub fn svg(history: &[Observation], marks: &[Mark], title: &str) -> String {
     let step = if end_ms > 30_000 { 5000 } else { 1000 };
     let axis_y = TOP + ROW * nodes.len() as f64 + 8.0;
     for t in (0..=end_ms).step_by(step) {
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{axis_y}" stroke="#eee"/><text x="{0:.1}" y="{1:.1}" text-anchor="middle" fill="#666">{2}s</text>
-"##,
+            r##"<line x1="{0:.1}" y1="{TOP}" x2="{0:.1}" y2="{axis_y}" stroke="#eee"/><text x="{0:.1}" y="{1:.1}" text-anchor="middle" fill="#666">{2}s</text>"##,
             x(t),
             axis_y + 14.0,
             t / 1000
@@ -68,10 +66,9 @@ pub fn svg(history: &[Observation], marks: &[Mark], title: &str) -> String {
     }
     for (i, node) in nodes.iter().enumerate() {
         let y = TOP + ROW * i as f64;
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r##"<text x="10" y="{:.1}">{}</text><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/>
-"##,
+            r##"<text x="10" y="{:.1}">{}</text><line x1="{LEFT}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#ccc"/>"##,
             y + ROW / 2.0 + 4.0,
             escape(node),
             y + ROW / 2.0,
@@ -94,20 +91,18 @@ pub fn svg(history: &[Observation], marks: &[Mark], title: &str) -> String {
     for (node, term, from, until) in merged {
         let y = TOP + ROW * row(&node) + 6.0;
         let (x0, x1) = (x(from), x(until.min(end_ms)));
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{}"><title>{} leads, term {term}, {from}..{until} ms</title></rect>
-"#,
+            r#"<rect x="{x0:.1}" y="{y:.1}" width="{:.1}" height="{:.1}" rx="3" fill="{}"><title>{} leads, term {term}, {from}..{until} ms</title></rect>"#,
             (x1 - x0).max(1.0),
             ROW - 12.0,
             term_colour(term),
             escape(&node)
         );
         if x1 - x0 > 40.0 {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                r#"<text x="{:.1}" y="{:.1}" fill="white">term {term}</text>
-"#,
+                r#"<text x="{:.1}" y="{:.1}" fill="white">term {term}</text>"#,
                 x0 + 4.0,
                 y + ROW / 2.0
             );
@@ -115,10 +110,9 @@ pub fn svg(history: &[Observation], marks: &[Mark], title: &str) -> String {
     }
     for m in marks {
         let y = TOP + ROW * row(&m.node);
-        let _ = write!(
+        let _ = writeln!(
             out,
-            r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#c00" stroke-width="2"/><text x="{3:.1}" y="{4:.1}" fill="#c00">{5}</text>
-"##,
+            r##"<line x1="{0:.1}" y1="{1:.1}" x2="{0:.1}" y2="{2:.1}" stroke="#c00" stroke-width="2"/><text x="{3:.1}" y="{4:.1}" fill="#c00">{5}</text>"##,
             x(m.at_ms),
             y + 2.0,
             y + ROW - 2.0,
