@@ -127,6 +127,8 @@ pub struct Keys {
     pub members: String,
     /// This node's own member object.
     pub own_member: String,
+    /// `<prefix><name>/slot`: the last slot claimed by a singleton job.
+    pub slot: String,
 }
 
 impl ElectionConfig {
@@ -141,6 +143,7 @@ impl ElectionConfig {
             lease: format!("{base}/lease"),
             members: format!("{base}/members/"),
             own_member: format!("{base}/members/{}", self.node_id),
+            slot: format!("{base}/slot"),
         }
     }
 }

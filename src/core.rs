@@ -90,6 +90,10 @@ pub enum Request {
     ListMembers { continuation: Option<String> },
     /// DELETE of this node's own member object (leaving).
     DeleteMember,
+    /// GET of a singleton job's slot object (see [`crate::slot`]).
+    GetSlot,
+    /// Conditional PUT of a singleton job's slot object.
+    PutSlot { mode: PutMode, body: Vec<u8> },
 }
 
 /// What the store answered, already normalised across stores by the S3 layer.

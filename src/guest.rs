@@ -6,6 +6,7 @@ use crate::core::{self, Elector as Core, Outcome, Request, MAX_REQUESTS_PER_TICK
 use crate::error::Error;
 use crate::members::QuorumConfig;
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
+use crate::slot::{Claim, SlotClaim, MAX_SLOT_REQUESTS};
 use crate::time::Instant;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -27,6 +28,41 @@ export!(Component);
 
 impl api::Guest for Component {
     type Elector = ElectorResource;
+
+    fn claim_slot(
+        s3: api::S3Config,
+        job: api::ElectionConfig,
+        slot: u64,
+    ) -> Result<api::SlotClaim, api::Error> {
+        let (s3, job) = (s3_config(s3), election_config(job));
+        s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        job.validate()
+            .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        let random = wasi::random::random::get_random_u64;
+        let mut claim = SlotClaim::new(&job, slot, format!("{:016x}{:016x}", random(), random()));
+        let keys = job.keys();
+        for _ in 0..MAX_SLOT_REQUESTS {
+            let Some(request) = claim.poll_request() else {
+                break;
+            };
+            claim.handle_response(exchange(&s3, &keys, job.timings.request_timeout, &request));
+        }
+        claim.abandon(Error::Transport("slot claim did not settle".into()));
+        match claim.result() {
+            Some(Ok(Claim::Won)) => Ok(api::SlotClaim {
+                won: true,
+                holder: job.node_id,
+                slot,
+            }),
+            Some(Ok(Claim::Lost { holder, slot })) => Ok(api::SlotClaim {
+                won: false,
+                holder: holder.clone(),
+                slot: *slot,
+            }),
+            Some(Err(e)) => Err(to_wit(e.clone())),
+            None => Err(to_wit(Error::Transport("slot claim did not settle".into()))),
+        }
+    }
 }
 
 pub struct ElectorResource {
@@ -118,17 +154,7 @@ impl Driver {
     }
 
     fn exchange(&self, request: &Request) -> Outcome {
-        let wall = wall_clock::now();
-        let unix_ms = wall.seconds * 1000 + u64::from(wall.nanoseconds / 1_000_000);
-        let http_request = match s3::build(&self.s3, &self.keys, request, s3::system_time(unix_ms))
-        {
-            Ok(r) => r,
-            Err(e) => return Outcome::Fatal(e),
-        };
-        match send(&http_request, self.request_timeout) {
-            Ok(response) => s3::classify(request, &response, &self.s3.bucket),
-            Err(e) => Outcome::Transient(e),
-        }
+        exchange(&self.s3, &self.keys, self.request_timeout, request)
     }
 
     fn finish(&mut self, requests: u32) -> Result<api::Status, api::Error> {
@@ -160,6 +186,20 @@ impl Driver {
 
 fn now() -> Instant {
     Instant::from_nanos(monotonic_clock::now())
+}
+
+/// Sign, send and classify one request.
+fn exchange(s3: &S3Config, keys: &Keys, timeout: Duration, request: &Request) -> Outcome {
+    let wall = wall_clock::now();
+    let unix_ms = wall.seconds * 1000 + u64::from(wall.nanoseconds / 1_000_000);
+    let http_request = match s3::build(s3, keys, request, s3::system_time(unix_ms)) {
+        Ok(r) => r,
+        Err(e) => return Outcome::Fatal(e),
+    };
+    match send(&http_request, timeout) {
+        Ok(response) => s3::classify(request, &response, &s3.bucket),
+        Err(e) => Outcome::Transient(e),
+    }
 }
 
 // ----- wasi:http ---------------------------------------------------------------------------------

@@ -6,6 +6,7 @@
 //!   normalising store quirks in one place.
 //! - `guest` (wasm32 only): the WIT exports, driving the core with wasi:http and wasi:clocks.
 //! - [`members`]: the quorum of observers (heartbeats, listing, freshness).
+//! - [`slot`]: singleton jobs on a schedule (one winner per slot).
 //! - [`memstore`]: an in-memory model of S3's conditional writes, for tests and the simulator.
 
 pub mod config;
@@ -15,6 +16,7 @@ pub mod members;
 pub mod memstore;
 pub mod record;
 pub mod s3;
+pub mod slot;
 pub mod time;
 
 #[cfg(target_arch = "wasm32")]

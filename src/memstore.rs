@@ -54,21 +54,9 @@ impl MemStore {
         match request {
             Request::Get { if_none_match } => self.get(&keys.lease, if_none_match.as_ref(), date),
             Request::GetMember { node } => self.get(&format!("{}{node}", keys.members), None, date),
-            Request::Put { mode, body } => {
-                let current = self.objects.get(&keys.lease);
-                let holds = match (mode, current) {
-                    (PutMode::Create, existing) => existing.is_none(),
-                    (PutMode::Update(want), Some(o)) => &o.etag == want,
-                    (PutMode::Update(_), None) => false,
-                    #[cfg(feature = "mutations")]
-                    (PutMode::Overwrite, _) => true,
-                };
-                if !holds {
-                    return Outcome::PreconditionFailed;
-                }
-                let etag = self.put_raw(&keys.lease, body.clone(), now_ms);
-                Outcome::Written { etag }
-            }
+            Request::GetSlot => self.get(&keys.slot, None, date),
+            Request::PutSlot { mode, body } => self.put_if(&keys.slot, mode, body, now_ms),
+            Request::Put { mode, body } => self.put_if(&keys.lease, mode, body, now_ms),
             Request::PutMember { body } => {
                 let etag = self.put_raw(&keys.own_member, body.clone(), now_ms);
                 Outcome::Written { etag }
@@ -100,6 +88,22 @@ impl MemStore {
                 }
             }
         }
+    }
+
+    fn put_if(&mut self, key: &str, mode: &PutMode, body: &[u8], now_ms: u64) -> Outcome {
+        let current = self.objects.get(key);
+        let holds = match (mode, current) {
+            (PutMode::Create, existing) => existing.is_none(),
+            (PutMode::Update(want), Some(o)) => &o.etag == want,
+            (PutMode::Update(_), None) => false,
+            #[cfg(feature = "mutations")]
+            (PutMode::Overwrite, _) => true,
+        };
+        if !holds {
+            return Outcome::PreconditionFailed;
+        }
+        let etag = self.put_raw(key, body.to_vec(), now_ms);
+        Outcome::Written { etag }
     }
 
     fn get(&self, key: &str, if_none_match: Option<&ETag>, date: Option<u64>) -> Outcome {

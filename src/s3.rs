@@ -102,6 +102,17 @@ pub fn build(
             put_json(&mut headers, body);
             (Method::Put, keys.own_member.clone(), None, body.clone())
         }
+        Request::GetSlot => (Method::Get, keys.slot.clone(), None, Vec::new()),
+        Request::PutSlot { mode, body } => {
+            match mode {
+                PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
+                PutMode::Update(etag) => headers.push(("if-match".into(), etag_header(cfg, etag))),
+                #[cfg(feature = "mutations")]
+                PutMode::Overwrite => {}
+            }
+            put_json(&mut headers, body);
+            (Method::Put, keys.slot.clone(), None, body.clone())
+        }
         Request::GetMember { node } => (Method::Get, member(node), None, Vec::new()),
         Request::DeleteMember => (Method::Delete, keys.own_member.clone(), None, Vec::new()),
         Request::ListMembers { continuation } => {
@@ -253,7 +264,7 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
     let etag = || response.header("etag").map(|e| ETag(e.to_string()));
     let date = || response.header("date").and_then(unix_seconds);
     let method = match request {
-        Request::Put { .. } | Request::PutMember { .. } => Method::Put,
+        Request::Put { .. } | Request::PutMember { .. } | Request::PutSlot { .. } => Method::Put,
         Request::DeleteMember => Method::Delete,
         _ => Method::Get,
     };
@@ -270,7 +281,7 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
                 message: "ListObjectsV2 answer could not be read".into(),
             }),
         },
-        (Request::Get { .. } | Request::GetMember { .. }, 200) => match etag() {
+        (Request::Get { .. } | Request::GetMember { .. } | Request::GetSlot, 200) => match etag() {
             Some(etag) => Outcome::Found {
                 etag,
                 body: response.body.clone(),
@@ -282,7 +293,10 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
             )),
         },
         (Request::Get { .. }, 304) => Outcome::NotModified { date: date() },
-        (Request::Put { .. } | Request::PutMember { .. }, 200 | 201 | 204) => match etag() {
+        (
+            Request::Put { .. } | Request::PutMember { .. } | Request::PutSlot { .. },
+            200 | 201 | 204,
+        ) => match etag() {
             Some(etag) => Outcome::Written { etag },
             None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
                 "PUT answer without an ETag".into(),
@@ -450,6 +464,7 @@ mod tests {
             lease: "p/e/lease".into(),
             members: "p/e/members/".into(),
             own_member: "p/e/members/n1".into(),
+            slot: "p/e/slot".into(),
         }
     }
 

@@ -22,11 +22,12 @@ const USAGE: &str = "usage:
   host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
                  [--quorum Q] [--component PATH]
+  host-test cron [--every 5s] [--workers N] [--runs K] [--job NAME] [--bucket B]
   host-test sim [--seeds N] [--start S] [--seed S [--verbose]] [--mutation NAME] [--threads N]
                  (NAME: unconditional-renewal, no-drift-margin, record-timestamp, conflict-as-lost,
                   ignore-quorum)
 Store: AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-AWS_SESSION_TOKEN, AWS_REGION. Without an endpoint, `demo` starts a local ministack.";
+AWS_SESSION_TOKEN, AWS_REGION. Without an endpoint, `demo` and `cron` start a local ministack.";
 
 /// `--name value` and `--flag` arguments.
 struct Args {
@@ -96,6 +97,7 @@ fn main() {
         Some("demo") => runtime.block_on(demo(&raw[1..])),
         Some("node") => runtime.block_on(node(&raw[1..])),
         Some("sim") => sim(&raw[1..]),
+        Some("cron") => runtime.block_on(cron(&raw[1..])),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -181,6 +183,89 @@ fn sim(raw: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The store from the environment (with `--bucket`), or a local ministack with a new bucket.
+fn store_or_ministack(
+    args: &Args,
+    default_bucket: &str,
+) -> Result<(Store, String, Option<Ministack>)> {
+    match Store::from_env() {
+        Some(store) => Ok((store?, args.require("bucket")?.to_string(), None)),
+        None => {
+            println!("No AWS_ENDPOINT_URL_S3 set: starting a local ministack (SigV4 verified with an IAM-created key)...");
+            let m = Ministack::start()?;
+            println!(
+                "ministack on {} (log {})",
+                m.store.endpoint,
+                m.log.display()
+            );
+            let bucket = args.get("bucket").unwrap_or(default_bucket).to_string();
+            m.store.create_bucket(&bucket)?;
+            Ok((m.store.clone(), bucket, Some(m)))
+        }
+    }
+}
+
+/// `--every 5s` / `500ms` / `2` (seconds).
+fn duration(value: &str) -> Result<Duration> {
+    let (number, unit) = match value.strip_suffix("ms") {
+        Some(n) => (n, 1),
+        None => (value.strip_suffix('s').unwrap_or(value), 1000),
+    };
+    let n: u64 = number
+        .parse()
+        .with_context(|| format!("not a duration: {value}"))?;
+    Ok(Duration::from_millis(n * unit))
+}
+
+async fn cron(raw: &[String]) -> Result<()> {
+    let args = Args::parse(raw, &[])?;
+    let every = duration(args.get("every").unwrap_or("5s"))?;
+    let workers = args.number("workers")?.unwrap_or(3).max(1) as usize;
+    let runs = u64::from(args.number("runs")?.unwrap_or(5));
+    let job = args.get("job").unwrap_or("nightly-report").to_string();
+    let (store, bucket, _ministack) = store_or_ministack(&args, "s3-election-cron")?;
+    let runtime = Arc::new(Runtime::load(&args.component())?);
+    let prefix = format!("cron-{}/", std::process::id());
+    println!(
+        "job `{job}`: {workers} workers fire every {} ms, each in a fresh instance; {runs} slots\n",
+        every.as_millis()
+    );
+    let schedule = host_test::cron::Schedule {
+        job,
+        prefix,
+        workers,
+        every,
+        slots: runs,
+    };
+    let results = host_test::cron::run(runtime, store.s3_config(&bucket), &schedule, |r| {
+        let winner = match r.winners.as_slice() {
+            [one] => format!("{one} runs the job"),
+            [] => "NOBODY ran the job".into(),
+            many => format!("SEVERAL ran the job: {}", many.join(", ")),
+        };
+        let errors = if r.errors.is_empty() {
+            String::new()
+        } else {
+            format!("  ({} errors: {:?})", r.errors.len(), r.errors)
+        };
+        println!(
+            "slot {}: {winner}  [{} ms]{errors}",
+            r.slot,
+            r.took.as_millis()
+        );
+    })
+    .await;
+    let exactly_one = results.iter().filter(|r| r.winners.len() == 1).count();
+    println!(
+        "\n{exactly_one} of {} slots ran exactly once",
+        results.len()
+    );
+    if exactly_one != results.len() {
+        bail!("some slots did not run exactly once");
+    }
+    Ok(())
+}
+
 async fn node(raw: &[String]) -> Result<()> {
     let args = Args::parse(raw, &["stateless"])?;
     let store = Store::from_env()
@@ -217,20 +302,7 @@ async fn demo(raw: &[String]) -> Result<()> {
     let lease_ms = args.number("lease-ms")?.unwrap_or(3000);
 
     // The store: the one configured, or a local ministack with a verified IAM key.
-    let _ministack;
-    let (store, bucket) = match Store::from_env() {
-        Some(store) => (store?, args.require("bucket")?.to_string()),
-        None => {
-            println!("No AWS_ENDPOINT_URL_S3 set: starting a local ministack (SigV4 verified with an IAM-created key)...");
-            let m = Ministack::start()?;
-            let store = m.store.clone();
-            println!("ministack on {} (log {})", store.endpoint, m.log.display());
-            _ministack = m;
-            let bucket = args.get("bucket").unwrap_or("s3-election-demo").to_string();
-            store.create_bucket(&bucket)?;
-            (store, bucket)
-        }
-    };
+    let (store, bucket, _ministack) = store_or_ministack(&args, "s3-election-demo")?;
     let runtime = Arc::new(Runtime::load(&args.component())?);
     println!(
         "component {} ({} KiB), compiled in {} ms",

@@ -206,15 +206,25 @@ impl Runtime {
             .collect()
     }
 
-    /// Instantiate the component and open an elector in it.
-    pub async fn open(
+    /// A fresh instance (as a cron trigger would have) claims `slot` of a singleton job.
+    pub async fn claim_slot(
         &self,
         s3: &api::S3Config,
-        election: &api::ElectionConfig,
+        job: &api::ElectionConfig,
+        slot: u64,
         faults: Arc<Faults>,
-    ) -> Result<Result<Node, api::Error>> {
+    ) -> Result<Result<api::SlotClaim, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(instance
+            .s3_election_election_election()
+            .call_claim_slot(&mut store, s3, job, slot)
+            .await?)
+    }
+
+    fn store(&self, faults: Arc<Faults>) -> Store<NodeState> {
         let wasi = WasiCtxBuilder::new().inherit_stderr().build();
-        let mut store = Store::new(
+        Store::new(
             &self.engine,
             NodeState {
                 wasi,
@@ -222,7 +232,17 @@ impl Runtime {
                 table: ResourceTable::new(),
                 hooks: NodeHooks { faults },
             },
-        );
+        )
+    }
+
+    /// Instantiate the component and open an elector in it.
+    pub async fn open(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<Result<Node, api::Error>> {
+        let mut store = self.store(faults);
         let instance = self.pre.instantiate_async(&mut store).await?;
         let opened = instance
             .s3_election_election_election()

@@ -1,0 +1,280 @@
+//! Singleton jobs on a schedule ("exactly one worker runs the job in each slot"), for cron
+//! triggers where every invocation is a fresh instance. Each job has one object,
+//! `<prefix><name>/slot`, naming the last slot claimed. A worker claims slot N with a
+//! conditional write (create with `If-None-Match: *`, or `If-Match` the ETag it read when the
+//! object names an earlier slot): of all workers firing for slot N, exactly one write succeeds.
+//! No lease has to expire, so a crashed worker never costs a slot. Sans-IO, like the core.
+
+use crate::config::ElectionConfig;
+use crate::core::{ETag, Outcome, PutMode, Request};
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
+
+pub const SLOT_FORMAT: &str = "s3-election/slot/v1";
+/// Enough for a read, a write and a read-back, twice.
+pub const MAX_SLOT_REQUESTS: usize = 8;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotRecord {
+    pub format: String,
+    pub slot: u64,
+    pub holder: String,
+    pub nonce: String,
+    #[serde(default)]
+    pub metadata: String,
+}
+
+impl SlotRecord {
+    pub fn decode(bytes: &[u8]) -> Result<SlotRecord, String> {
+        let r: SlotRecord =
+            serde_json::from_slice(bytes).map_err(|_| "not a JSON slot record".to_string())?;
+        if r.format != SLOT_FORMAT {
+            return Err(format!(
+                "unknown slot format {:?}",
+                r.format.chars().take(64).collect::<String>()
+            ));
+        }
+        Ok(r)
+    }
+}
+
+/// How a claim ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This worker holds the slot: run the job.
+    Won,
+    /// Another worker claimed this slot (or a later one): do not run.
+    Lost { holder: String, slot: u64 },
+}
+
+#[derive(Debug)]
+enum Step {
+    Read,
+    Write {
+        mode: PutMode,
+        record: SlotRecord,
+    },
+    /// A write without a clear answer: read back and look for our nonce.
+    ReadBack {
+        record: SlotRecord,
+    },
+    Done(Result<Claim, Error>),
+}
+
+/// One claim of one slot by one worker.
+#[derive(Debug)]
+pub struct SlotClaim {
+    slot: u64,
+    node_id: String,
+    metadata: String,
+    key: String,
+    nonce: String,
+    step: Step,
+    conflicts: u8,
+}
+
+impl SlotClaim {
+    /// `nonce` must be fresh and random (it recognises our own write after an ambiguous answer).
+    pub fn new(config: &ElectionConfig, slot: u64, nonce: String) -> SlotClaim {
+        SlotClaim {
+            slot,
+            node_id: config.node_id.clone(),
+            metadata: config.metadata.clone(),
+            key: config.keys().slot,
+            nonce,
+            step: Step::Read,
+            conflicts: 0,
+        }
+    }
+
+    /// The next request, or `None` once [`SlotClaim::result`] is ready.
+    pub fn poll_request(&self) -> Option<Request> {
+        match &self.step {
+            Step::Read | Step::ReadBack { .. } => Some(Request::GetSlot),
+            Step::Write { mode, record } => Some(Request::PutSlot {
+                mode: mode.clone(),
+                body: serde_json::to_vec(record).unwrap_or_default(),
+            }),
+            Step::Done(_) => None,
+        }
+    }
+
+    pub fn handle_response(&mut self, outcome: Outcome) {
+        let step = std::mem::replace(&mut self.step, Step::Read);
+        self.step = match (step, outcome) {
+            (_, Outcome::Fatal(e)) => Step::Done(Err(e)),
+            (Step::Read | Step::ReadBack { .. }, Outcome::Transient(e)) => Step::Done(Err(e)),
+            (Step::ReadBack { record }, outcome) => match self.read(outcome) {
+                Ok(Some((_, found))) if found.nonce == record.nonce => Step::Done(Ok(Claim::Won)),
+                Ok(seen) => self.decide(seen),
+                Err(e) => Step::Done(Err(e)),
+            },
+            (Step::Read, outcome) => match self.read(outcome) {
+                Ok(seen) => self.decide(seen),
+                Err(e) => Step::Done(Err(e)),
+            },
+            (Step::Write { .. }, Outcome::Written { .. }) => Step::Done(Ok(Claim::Won)),
+            (Step::Write { mode, record }, Outcome::Conflict) if self.conflicts < 3 => {
+                self.conflicts += 1;
+                Step::Write { mode, record }
+            }
+            // 412: someone wrote first; anything else: maybe applied. Read back either way.
+            (Step::Write { record, .. }, _) => Step::ReadBack { record },
+            (Step::Done(done), _) => Step::Done(done),
+        };
+    }
+
+    /// The outcome, once no request is left.
+    pub fn result(&self) -> Option<&Result<Claim, Error>> {
+        match &self.step {
+            Step::Done(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Give up (request budget spent).
+    pub fn abandon(&mut self, why: Error) {
+        if !matches!(self.step, Step::Done(_)) {
+            self.step = Step::Done(Err(why));
+        }
+    }
+
+    fn read(&self, outcome: Outcome) -> Result<Option<(ETag, SlotRecord)>, Error> {
+        match outcome {
+            Outcome::NotFound => Ok(None),
+            Outcome::Found { etag, body, .. } => SlotRecord::decode(&body)
+                .map(|r| Some((etag, r)))
+                .map_err(|reason| Error::ForeignRecord {
+                    key: self.key.clone(),
+                    reason,
+                }),
+            Outcome::Transient(e) | Outcome::Fatal(e) => Err(e),
+            other => Err(Error::Store {
+                status: 0,
+                code: "UnexpectedAnswer".into(),
+                message: format!("{other:?}").chars().take(100).collect(),
+            }),
+        }
+    }
+
+    /// After a read: claim the slot if the object names an earlier one.
+    fn decide(&self, seen: Option<(ETag, SlotRecord)>) -> Step {
+        let record = SlotRecord {
+            format: SLOT_FORMAT.into(),
+            slot: self.slot,
+            holder: self.node_id.clone(),
+            nonce: self.nonce.clone(),
+            metadata: self.metadata.clone(),
+        };
+        match seen {
+            None => Step::Write {
+                mode: PutMode::Create,
+                record,
+            },
+            Some((_, r))
+                if r.slot > self.slot || (r.slot == self.slot && r.holder != self.node_id) =>
+            {
+                Step::Done(Ok(Claim::Lost {
+                    holder: r.holder,
+                    slot: r.slot,
+                }))
+            }
+            // Ours already (a retry of the same claim by the same worker).
+            Some((_, r)) if r.slot == self.slot => Step::Done(Ok(Claim::Won)),
+            Some((etag, _)) => Step::Write {
+                mode: PutMode::Update(etag),
+                record,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Timings;
+    use crate::members::QuorumConfig;
+    use crate::memstore::MemStore;
+    use std::time::Duration;
+
+    fn config(node: &str) -> ElectionConfig {
+        ElectionConfig {
+            name: "job".into(),
+            node_id: node.into(),
+            key_prefix: String::new(),
+            timings: Timings::default(),
+            metadata: String::new(),
+            stateless: true,
+            quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
+        }
+    }
+
+    fn claim(
+        store: &mut MemStore,
+        node: &str,
+        slot: u64,
+        lose_first_answer: bool,
+    ) -> Result<Claim, Error> {
+        let c = config(node);
+        let mut claim = SlotClaim::new(&c, slot, format!("{node}-{slot}"));
+        let mut lose = lose_first_answer;
+        for _ in 0..MAX_SLOT_REQUESTS {
+            let Some(req) = claim.poll_request() else {
+                break;
+            };
+            let mut outcome = store.apply(&c.keys(), &req, 0);
+            if lose && matches!(req, Request::PutSlot { .. }) {
+                lose = false;
+                outcome = Outcome::Transient(Error::Transport("answer lost".into()));
+            }
+            claim.handle_response(outcome);
+        }
+        claim.result().cloned().expect("finished")
+    }
+
+    #[test]
+    fn exactly_one_worker_wins_each_slot() {
+        let mut store = MemStore::new();
+        for slot in 1..=5 {
+            let results: Vec<_> = ["a", "b", "c"]
+                .iter()
+                .map(|n| claim(&mut store, n, slot, false))
+                .collect();
+            let wins = results.iter().filter(|r| **r == Ok(Claim::Won)).count();
+            assert_eq!(wins, 1, "slot {slot}: {results:?}");
+        }
+    }
+
+    #[test]
+    fn an_old_slot_is_never_claimed_again_and_a_lost_answer_is_read_back() {
+        let mut store = MemStore::new();
+        assert_eq!(
+            claim(&mut store, "a", 7, true),
+            Ok(Claim::Won),
+            "our nonce was found"
+        );
+        assert_eq!(
+            claim(&mut store, "b", 6, false),
+            Ok(Claim::Lost {
+                holder: "a".into(),
+                slot: 7
+            })
+        );
+        assert_eq!(
+            claim(&mut store, "a", 7, false),
+            Ok(Claim::Won),
+            "idempotent for its holder"
+        );
+    }
+
+    #[test]
+    fn a_foreign_object_is_refused_and_kept() {
+        let mut store = MemStore::new();
+        store.put_raw("job/slot", b"nope".to_vec(), 0);
+        assert!(matches!(
+            claim(&mut store, "a", 1, false),
+            Err(Error::ForeignRecord { .. })
+        ));
+        assert_eq!(store.get_object("job/slot").unwrap().body, b"nope");
+    }
+}
