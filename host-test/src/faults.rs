@@ -73,6 +73,8 @@ pub struct Faults {
     paused_until: Mutex<Option<Instant>>,
     /// Faults applied so far.
     applied: AtomicU64,
+    /// Where requests go instead of the network (measurements without network).
+    in_process: Mutex<Option<Arc<crate::memserver::InProcessS3>>>,
     gets: AtomicU64,
     puts: AtomicU64,
     others: AtomicU64,
@@ -108,6 +110,15 @@ impl Faults {
 
     pub fn is_partitioned(&self) -> bool {
         self.partitioned.load(Ordering::SeqCst)
+    }
+
+    /// Send this node's requests to an in-process S3 instead of the network.
+    pub fn serve_in_process(&self, s3: Arc<crate::memserver::InProcessS3>) {
+        *self.in_process.lock().unwrap() = Some(s3);
+    }
+
+    pub(crate) fn in_process(&self) -> Option<Arc<crate::memserver::InProcessS3>> {
+        self.in_process.lock().unwrap().clone()
     }
 
     /// Add a rule; the first matching rule applies to a request.

@@ -2,10 +2,12 @@
 //! ([`cluster`]), injects faults ([`faults`]), records what each node believed and judges it
 //! ([`history`]), and starts a local S3 server when none is configured ([`ministack`]).
 
+pub mod bench;
 pub mod cluster;
 pub mod cron;
 pub mod faults;
 pub mod history;
+pub mod memserver;
 pub mod ministack;
 pub mod runtime;
 pub mod sim;

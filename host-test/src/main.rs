@@ -22,6 +22,7 @@ const USAGE: &str = "usage:
   host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
                  [--quorum Q] [--component PATH]
+  host-test bench [--trials N] [--json PATH]
   host-test cron [--every 5s] [--workers N] [--runs K] [--job NAME] [--bucket B]
   host-test sim [--seeds N] [--start S] [--seed S [--verbose]] [--mutation NAME] [--threads N]
                  (NAME: unconditional-renewal, no-drift-margin, record-timestamp, conflict-as-lost,
@@ -98,6 +99,7 @@ fn main() {
         Some("node") => runtime.block_on(node(&raw[1..])),
         Some("sim") => sim(&raw[1..]),
         Some("cron") => runtime.block_on(cron(&raw[1..])),
+        Some("bench") => runtime.block_on(bench(&raw[1..])),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -215,6 +217,34 @@ fn duration(value: &str) -> Result<Duration> {
         .parse()
         .with_context(|| format!("not a duration: {value}"))?;
     Ok(Duration::from_millis(n * unit))
+}
+
+async fn bench(raw: &[String]) -> Result<()> {
+    let args = Args::parse(raw, &[])?;
+    let trials = args.number("trials")?.unwrap_or(20).max(2) as usize;
+    let (store, bucket, _ministack) = store_or_ministack(&args, "s3-election-bench")?;
+    let runtime = Arc::new(Runtime::load(&args.component())?);
+    let started = std::time::Instant::now();
+    let rows = host_test::bench::run(runtime, store.s3_config(&bucket), trials, |what| {
+        eprintln!(
+            "[{:>5.1}s] measuring {what} ...",
+            started.elapsed().as_secs_f64()
+        );
+    })
+    .await?;
+    let table = host_test::bench::markdown(&rows);
+    println!("\n{table}");
+    let json = args
+        .get("json")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| host_test::workspace_dir().join("target/bench.json"));
+    std::fs::write(&json, serde_json::to_string_pretty(&rows)?)?;
+    println!(
+        "({} s; JSON in {})",
+        started.elapsed().as_secs(),
+        json.display()
+    );
+    Ok(())
 }
 
 async fn cron(raw: &[String]) -> Result<()> {
