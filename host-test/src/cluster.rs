@@ -10,9 +10,11 @@ use crate::{describe_error, event_text};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+// tokio's clock: real time, or virtual time when the runtime's time is paused.
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
 /// Shortest and longest pause between two ticks of a node, whatever the elector asks for.
 const MIN_PAUSE: Duration = Duration::from_millis(5);
@@ -126,6 +128,7 @@ pub fn observation(
             events: s.events.iter().map(event_text).collect(),
             error: None,
             last_error: s.last_error.as_ref().map(describe_error),
+            requests: s.requests,
             members: s
                 .members
                 .iter()
@@ -149,6 +152,7 @@ pub fn observation(
             events: vec![],
             error: Some(describe_error(e)),
             last_error: None,
+            requests: 0,
             members: vec![],
         },
     }
@@ -158,6 +162,8 @@ pub fn observation(
 pub struct Cluster {
     runtime: Arc<Runtime>,
     s3: api::S3Config,
+    /// Serve every node from this in-process S3 instead of the network.
+    in_process: Option<Arc<crate::memserver::InProcessS3>>,
     pub recorder: Recorder,
     nodes: HashMap<String, NodeHandle>,
 }
@@ -167,9 +173,28 @@ impl Cluster {
         Cluster {
             runtime,
             s3,
+            in_process: None,
             recorder: Recorder::new(),
             nodes: HashMap::new(),
         }
+    }
+
+    /// A cluster whose nodes all talk to `s3`, inside this process (no network: for runs
+    /// on virtual time, where real sockets cannot follow the paused clock).
+    pub fn in_process(runtime: Arc<Runtime>, s3: Arc<crate::memserver::InProcessS3>) -> Cluster {
+        let config = api::S3Config {
+            endpoint: "http://in-process.invalid".into(),
+            region: "us-east-1".into(),
+            bucket: "in-process".into(),
+            path_style: true,
+            access_key_id: "AKIDINPROCESS".into(),
+            secret_access_key: "not-checked-in-process".into(),
+            session_token: None,
+            unquoted_etags: false,
+        };
+        let mut c = Cluster::new(runtime, config);
+        c.in_process = Some(s3);
+        c
     }
 
     /// Start several nodes at the same instant: all are opened first, then all start ticking.
@@ -206,6 +231,9 @@ impl Cluster {
         election: api::ElectionConfig,
         faults: Arc<Faults>,
     ) -> Result<(Driver, Arc<Faults>)> {
+        if let Some(s3) = &self.in_process {
+            faults.serve_in_process(s3.clone());
+        }
         let mut driver = Driver {
             runtime: self.runtime.clone(),
             s3: self.s3.clone(),

@@ -75,6 +75,8 @@ pub struct Faults {
     applied: AtomicU64,
     /// Where requests go instead of the network (measurements without network).
     in_process: Mutex<Option<Arc<crate::memserver::InProcessS3>>>,
+    /// The node's clocks: drift rate, jumps.
+    pub clock: Arc<crate::clocks::ClockControl>,
     gets: AtomicU64,
     puts: AtomicU64,
     others: AtomicU64,

@@ -27,6 +27,8 @@ pub struct Observation {
     pub error: Option<String>,
     /// The transient error the elector is retrying, if any.
     pub last_error: Option<String>,
+    /// Requests this call sent.
+    pub requests: u32,
     /// With a quorum: the members as this node (leading) or its leader last judged them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
@@ -214,6 +216,7 @@ mod tests {
             events: vec![],
             error: None,
             last_error: None,
+            requests: 0,
             members: vec![],
         }
     }

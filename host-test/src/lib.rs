@@ -3,6 +3,7 @@
 //! ([`history`]), and starts a local S3 server when none is configured ([`ministack`]).
 
 pub mod bench;
+pub mod clocks;
 pub mod cluster;
 pub mod cron;
 pub mod faults;

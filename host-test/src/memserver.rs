@@ -10,14 +10,30 @@ use s3_election::memstore::MemStore;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InProcessS3 {
     store: Mutex<MemStore>,
+    /// The store's clock: wall time at creation plus tokio's elapsed time (virtual when
+    /// the runtime's time is paused).
+    origin: (tokio::time::Instant, SystemTime),
+}
+
+impl Default for InProcessS3 {
+    fn default() -> Self {
+        InProcessS3 {
+            store: Mutex::default(),
+            origin: (tokio::time::Instant::now(), SystemTime::now()),
+        }
+    }
 }
 
 impl InProcessS3 {
     pub fn new() -> InProcessS3 {
         InProcessS3::default()
+    }
+
+    fn now(&self) -> SystemTime {
+        self.origin.1 + self.origin.0.elapsed()
     }
 
     /// Answer one request the way S3 would (path-style addressing).
@@ -28,14 +44,15 @@ impl InProcessS3 {
         headers: &http::HeaderMap,
         body: Bytes,
     ) -> http::Response<Bytes> {
-        let now_ms = SystemTime::now()
+        let now = self.now();
+        let now_ms = now
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         let Some((keys, request)) = parse(method, uri, headers, body) else {
             return respond(400, &[], error_xml("InvalidRequest"));
         };
         let outcome = self.store.lock().unwrap().apply(&keys, &request, now_ms);
-        let date = ("date", httpdate::fmt_http_date(SystemTime::now()));
+        let date = ("date", httpdate::fmt_http_date(now));
         match outcome {
             Outcome::Found {
                 etag,

@@ -2,6 +2,7 @@
 //! elector per node. Every outgoing request goes through [`NodeHooks::send_request`], the single
 //! place where faults are injected and requests counted.
 
+use crate::clocks::{NodeMonotonicClock, NodeWallClock};
 use crate::faults::{Fault, Faults};
 use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
@@ -244,7 +245,11 @@ impl Runtime {
     }
 
     fn store(&self, faults: Arc<Faults>) -> Store<NodeState> {
-        let wasi = WasiCtxBuilder::new().inherit_stderr().build();
+        let wasi = WasiCtxBuilder::new()
+            .inherit_stderr()
+            .monotonic_clock(NodeMonotonicClock(faults.clock.clone()))
+            .wall_clock(NodeWallClock(faults.clock.clone()))
+            .build();
         Store::new(
             &self.engine,
             NodeState {

@@ -966,6 +966,7 @@ impl Sim {
             events,
             error,
             last_error: status.last_error.map(|e| e.to_string()),
+            requests: 0,
             members: Vec::new(),
         });
     }

@@ -141,6 +141,7 @@ mod tests {
             events: vec![],
             error: None,
             last_error: None,
+            requests: 0,
             members: vec![],
         }
     }
