@@ -97,3 +97,38 @@ fn ten_virtual_minutes_of_default_timings_with_drift_crash_and_handover() {
     });
     println!("real time: {:.1} s", real.elapsed().as_secs_f64());
 }
+
+#[test]
+fn the_example_scenario_holds_its_invariants_on_virtual_time() {
+    let runtime = Arc::new(Runtime::load(&default_component_path()).expect("component"));
+    let path = host_test::workspace_dir().join("host-test/scenarios/failover.txt");
+    let scenario = host_test::scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut c = Cluster::in_process(runtime, Arc::new(InProcessS3::new()));
+        let mut log = Vec::new();
+        let lines = std::sync::Mutex::new(&mut log);
+        let h = host_test::scenario::run(&mut c, &scenario, |l| {
+            lines.lock().unwrap().push(l.to_string())
+        })
+        .await
+        .expect("invariants hold");
+        // Every step ran (or was skipped on a node that had been killed), and leadership moved.
+        assert_eq!(log.len(), scenario.steps.len(), "{log:#?}");
+        let terms: std::collections::BTreeSet<u64> = h
+            .iter()
+            .filter(|o| o.is_leader())
+            .filter_map(|o| o.term)
+            .collect();
+        assert!(
+            terms.len() >= 4,
+            "a kill, a partition, a pause and a resignation each move the lease: {terms:?}"
+        );
+        let svg = c.timeline_svg("scenario");
+        assert!(svg.contains(">killed<") && svg.contains(">partition<"));
+    });
+}

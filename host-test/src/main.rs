@@ -23,6 +23,7 @@ const USAGE: &str = "usage:
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
                  [--quorum Q] [--component PATH]
   host-test bench [--trials N] [--json PATH]
+  host-test scenario FILE [--virtual] [--bucket B]   (format: host-test/src/scenario.rs)
   host-test cron [--every 5s] [--workers N] [--runs K] [--job NAME] [--bucket B]
   host-test sim [--seeds N] [--start S] [--seed S [--verbose]] [--mutation NAME] [--threads N]
                  (NAME: unconditional-renewal, no-drift-margin, record-timestamp, conflict-as-lost,
@@ -90,16 +91,26 @@ impl Args {
 
 fn main() {
     let raw: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
+    // Virtual time: one thread, paused clock (it jumps ahead whenever every task waits).
+    let virtual_time = raw.iter().any(|a| a == "--virtual");
+    let runtime = if virtual_time {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    }
+    .expect("tokio runtime");
     let result = match raw.first().map(String::as_str) {
         Some("demo") => runtime.block_on(demo(&raw[1..])),
         Some("node") => runtime.block_on(node(&raw[1..])),
         Some("sim") => sim(&raw[1..]),
         Some("cron") => runtime.block_on(cron(&raw[1..])),
         Some("bench") => runtime.block_on(bench(&raw[1..])),
+        Some("scenario") => runtime.block_on(scenario(&raw[1..])),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -217,6 +228,35 @@ fn duration(value: &str) -> Result<Duration> {
         .parse()
         .with_context(|| format!("not a duration: {value}"))?;
     Ok(Duration::from_millis(n * unit))
+}
+
+async fn scenario(raw: &[String]) -> Result<()> {
+    let (file, rest) = raw.split_first().context("scenario needs a file")?;
+    let args = Args::parse(rest, &["virtual"])?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let s = host_test::scenario::parse(&text)?;
+    let runtime = Arc::new(Runtime::load(&args.component())?);
+    let _ministack;
+    let mut cluster = if args.flag("virtual") {
+        println!("virtual time, in-process S3");
+        Cluster::in_process(runtime, Arc::new(host_test::memserver::InProcessS3::new()))
+    } else {
+        let (store, bucket, m) = store_or_ministack(&args, "s3-election-scenario")?;
+        _ministack = m;
+        Cluster::new(runtime, store.s3_config(&bucket))
+    };
+    let real = std::time::Instant::now();
+    let history = host_test::scenario::run(&mut cluster, &s, |line| println!("{line}")).await;
+    let picture = write_timeline(&cluster, &format!("scenario: {file}"))?;
+    println!("timeline: {}", picture.display());
+    let history = history?;
+    println!(
+        "{} observations over {:.0} s ({:.1} s real): invariants hold",
+        history.len(),
+        s.duration.as_secs_f64(),
+        real.elapsed().as_secs_f64()
+    );
+    Ok(())
 }
 
 async fn bench(raw: &[String]) -> Result<()> {
