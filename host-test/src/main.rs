@@ -176,7 +176,30 @@ fn sim(raw: &[String]) -> Result<()> {
             .map(|m| format!(" with mutation {}", sim::mutation_name(m)))
             .unwrap_or_default()
     );
-    let c = sim::campaign(start, count, mutation, threads, false);
+    // In blocks, to show progress on long campaigns.
+    let block = 10_000;
+    let mut c = sim::campaign(start, count.min(block), mutation, threads, false);
+    let mut done = c.schedules;
+    while done < count {
+        let more = sim::campaign(
+            start + done,
+            (count - done).min(block),
+            mutation,
+            threads,
+            false,
+        );
+        done += more.schedules;
+        c.schedules += more.schedules;
+        c.events += more.events;
+        c.elapsed += more.elapsed;
+        c.failed += more.failed;
+        c.failures.extend(more.failures);
+        eprintln!(
+            "  {done}/{count} schedules, {:.0}/s, {} failed",
+            c.per_second(),
+            c.failed
+        );
+    }
     println!(
         "{} schedules, {} events in {:.1} s: {:.0} schedules/s, {:.0} events/s",
         c.schedules,
