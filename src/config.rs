@@ -129,6 +129,8 @@ pub struct Keys {
     pub own_member: String,
     /// `<prefix><name>/slot`: the last slot claimed by a singleton job.
     pub slot: String,
+    /// `<prefix><name>/probe/<node-id>`: the store probe's scratch object.
+    pub probe: String,
 }
 
 impl ElectionConfig {
@@ -144,6 +146,7 @@ impl ElectionConfig {
             members: format!("{base}/members/"),
             own_member: format!("{base}/members/{}", self.node_id),
             slot: format!("{base}/slot"),
+            probe: format!("{base}/probe/{}", self.node_id),
         }
     }
 }

@@ -94,6 +94,14 @@ pub enum Request {
     GetSlot,
     /// Conditional PUT of a singleton job's slot object.
     PutSlot { mode: PutMode, body: Vec<u8> },
+    /// Conditional PUT of the store probe's scratch object (or of a key that never exists).
+    PutProbe {
+        missing_key: bool,
+        mode: PutMode,
+        body: Vec<u8>,
+    },
+    /// DELETE of the probe's scratch object.
+    DeleteProbe,
 }
 
 /// What the store answered, already normalised across stores by the S3 layer.

@@ -5,6 +5,7 @@ use crate::config::{ElectionConfig, Keys, S3Config, Secret, Timings};
 use crate::core::{self, Elector as Core, Outcome, Request, MAX_REQUESTS_PER_TICK};
 use crate::error::Error;
 use crate::members::QuorumConfig;
+use crate::probe::{Probe, MAX_PROBE_REQUESTS};
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
 use crate::slot::{Claim, SlotClaim, MAX_SLOT_REQUESTS};
 use crate::time::Instant;
@@ -61,6 +62,44 @@ impl api::Guest for Component {
             }),
             Some(Err(e)) => Err(to_wit(e.clone())),
             None => Err(to_wit(Error::Transport("slot claim did not settle".into()))),
+        }
+    }
+
+    fn probe_store(
+        s3: api::S3Config,
+        election: api::ElectionConfig,
+    ) -> Result<api::StoreProfile, api::Error> {
+        let (s3, election) = (s3_config(s3), election_config(election));
+        s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        election
+            .validate()
+            .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        let keys = election.keys();
+        let mut probe = Probe::new();
+        for _ in 0..MAX_PROBE_REQUESTS {
+            let Some(request) = probe.poll_request() else {
+                break;
+            };
+            let (status, outcome) =
+                exchange_raw(&s3, &keys, election.timings.request_timeout, &request);
+            if let (
+                Request::PutProbe {
+                    missing_key: true, ..
+                },
+                Some(status),
+            ) = (&request, status)
+            {
+                probe.saw_missing_key_status(status);
+            }
+            probe.handle_response(outcome);
+        }
+        match probe.result() {
+            Some(Ok(p)) => Ok(api::StoreProfile {
+                unquoted_etags: p.unquoted_etags,
+                missing_key_is_404: p.missing_key_is_404,
+            }),
+            Some(Err(e)) => Err(to_wit(e.clone())),
+            None => Err(to_wit(Error::Transport("the probe did not finish".into()))),
         }
     }
 }
@@ -190,15 +229,28 @@ fn now() -> Instant {
 
 /// Sign, send and classify one request.
 fn exchange(s3: &S3Config, keys: &Keys, timeout: Duration, request: &Request) -> Outcome {
+    exchange_raw(s3, keys, timeout, request).1
+}
+
+/// [`exchange`], also returning the HTTP status when an answer came.
+fn exchange_raw(
+    s3: &S3Config,
+    keys: &Keys,
+    timeout: Duration,
+    request: &Request,
+) -> (Option<u16>, Outcome) {
     let wall = wall_clock::now();
     let unix_ms = wall.seconds * 1000 + u64::from(wall.nanoseconds / 1_000_000);
     let http_request = match s3::build(s3, keys, request, s3::system_time(unix_ms)) {
         Ok(r) => r,
-        Err(e) => return Outcome::Fatal(e),
+        Err(e) => return (None, Outcome::Fatal(e)),
     };
     match send(&http_request, timeout) {
-        Ok(response) => s3::classify(request, &response, &s3.bucket),
-        Err(e) => Outcome::Transient(e),
+        Ok(response) => (
+            Some(response.status),
+            s3::classify(request, &response, &s3.bucket),
+        ),
+        Err(e) => (None, Outcome::Transient(e)),
     }
 }
 

@@ -7,6 +7,7 @@
 //! - `guest` (wasm32 only): the WIT exports, driving the core with wasi:http and wasi:clocks.
 //! - [`members`]: the quorum of observers (heartbeats, listing, freshness).
 //! - [`slot`]: singleton jobs on a schedule (one winner per slot).
+//! - [`probe`]: checks that a store honours conditional writes (and how).
 //! - [`memstore`]: an in-memory model of S3's conditional writes, for tests and the simulator.
 
 pub mod config;
@@ -14,6 +15,7 @@ pub mod core;
 pub mod error;
 pub mod members;
 pub mod memstore;
+pub mod probe;
 pub mod record;
 pub mod s3;
 pub mod slot;

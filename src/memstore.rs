@@ -55,6 +55,22 @@ impl MemStore {
             Request::Get { if_none_match } => self.get(&keys.lease, if_none_match.as_ref(), date),
             Request::GetMember { node } => self.get(&format!("{}{node}", keys.members), None, date),
             Request::GetSlot => self.get(&keys.slot, None, date),
+            Request::PutProbe {
+                missing_key,
+                mode,
+                body,
+            } => {
+                let key = if *missing_key {
+                    format!("{}-missing", keys.probe)
+                } else {
+                    keys.probe.clone()
+                };
+                self.put_if(&key, mode, body, now_ms)
+            }
+            Request::DeleteProbe => {
+                self.objects.remove(&keys.probe);
+                Outcome::Deleted
+            }
             Request::PutSlot { mode, body } => self.put_if(&keys.slot, mode, body, now_ms),
             Request::Put { mode, body } => self.put_if(&keys.lease, mode, body, now_ms),
             Request::PutMember { body } => {

@@ -102,6 +102,27 @@ pub fn build(
             put_json(&mut headers, body);
             (Method::Put, keys.own_member.clone(), None, body.clone())
         }
+        Request::PutProbe {
+            missing_key,
+            mode,
+            body,
+        } => {
+            match mode {
+                PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
+                // Sent exactly as given: the probe tries quoted and unquoted forms itself.
+                PutMode::Update(etag) => headers.push(("if-match".into(), etag.0.clone())),
+                #[cfg(feature = "mutations")]
+                PutMode::Overwrite => {}
+            }
+            put_json(&mut headers, body);
+            let key = if *missing_key {
+                format!("{}-missing", keys.probe)
+            } else {
+                keys.probe.clone()
+            };
+            (Method::Put, key, None, body.clone())
+        }
+        Request::DeleteProbe => (Method::Delete, keys.probe.clone(), None, Vec::new()),
         Request::GetSlot => (Method::Get, keys.slot.clone(), None, Vec::new()),
         Request::PutSlot { mode, body } => {
             match mode {
@@ -264,8 +285,11 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
     let etag = || response.header("etag").map(|e| ETag(e.to_string()));
     let date = || response.header("date").and_then(unix_seconds);
     let method = match request {
-        Request::Put { .. } | Request::PutMember { .. } | Request::PutSlot { .. } => Method::Put,
-        Request::DeleteMember => Method::Delete,
+        Request::Put { .. }
+        | Request::PutMember { .. }
+        | Request::PutSlot { .. }
+        | Request::PutProbe { .. } => Method::Put,
+        Request::DeleteMember | Request::DeleteProbe => Method::Delete,
         _ => Method::Get,
     };
     match (request, status) {
@@ -293,16 +317,14 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
             )),
         },
         (Request::Get { .. }, 304) => Outcome::NotModified { date: date() },
-        (
-            Request::Put { .. } | Request::PutMember { .. } | Request::PutSlot { .. },
-            200 | 201 | 204,
-        ) => match etag() {
+        // Every PUT (lease, member, slot, probe) succeeds the same way.
+        (_, 200 | 201 | 204) if method == Method::Put => match etag() {
             Some(etag) => Outcome::Written { etag },
             None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
                 "PUT answer without an ETag".into(),
             )),
         },
-        (Request::DeleteMember, 200 | 204) => Outcome::Deleted,
+        (_, 200 | 204) if method == Method::Delete => Outcome::Deleted,
         _ => classify_error(method, status, &parse_error_body(&response.body), bucket),
     }
 }
@@ -465,6 +487,7 @@ mod tests {
             members: "p/e/members/".into(),
             own_member: "p/e/members/n1".into(),
             slot: "p/e/slot".into(),
+            probe: "p/e/probe/n1".into(),
         }
     }
 

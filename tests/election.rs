@@ -343,6 +343,16 @@ async fn a_wrong_secret_is_access_denied() {
         Err(api::Error::AccessDenied(e)) => {
             assert_eq!(e.status, 403);
             assert_eq!(e.code, "SignatureDoesNotMatch");
+            // Neither the wrong secret nor the right one shows in the error.
+            let shown = format!(
+                "{e:?} {}",
+                host_test::describe_error(&api::Error::AccessDenied(e.clone()))
+            );
+            assert!(!shown.contains("definitely-not-the-secret"), "{shown}");
+            assert!(
+                !shown.contains(&env().store.credentials.secret_access_key),
+                "{shown}"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -22,6 +22,7 @@ const USAGE: &str = "usage:
   host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
                  [--quorum Q] [--component PATH]
+  host-test probe [--bucket B] [--prefix P]   (does this store honour conditional writes?)
   host-test bench [--trials N] [--json PATH]
   host-test scenario FILE [--virtual] [--bucket B]   (format: host-test/src/scenario.rs)
   host-test cron [--every 5s] [--workers N] [--runs K] [--job NAME] [--bucket B]
@@ -111,6 +112,7 @@ fn main() {
         Some("cron") => runtime.block_on(cron(&raw[1..])),
         Some("bench") => runtime.block_on(bench(&raw[1..])),
         Some("scenario") => runtime.block_on(scenario(&raw[1..])),
+        Some("probe") => runtime.block_on(probe(&raw[1..])),
         _ => {
             eprintln!("{USAGE}");
             std::process::exit(2);
@@ -251,6 +253,36 @@ fn duration(value: &str) -> Result<Duration> {
         .parse()
         .with_context(|| format!("not a duration: {value}"))?;
     Ok(Duration::from_millis(n * unit))
+}
+
+async fn probe(raw: &[String]) -> Result<()> {
+    let args = Args::parse(raw, &[])?;
+    let (store, bucket, _ministack) = store_or_ministack(&args, "s3-election-probe")?;
+    let runtime = Runtime::load(&args.component())?;
+    let e = election_config("probe", "host-test", args.get("prefix").unwrap_or(""));
+    let answer = runtime
+        .probe_store(
+            &store.s3_config(&bucket),
+            &e,
+            host_test::faults::Faults::new(),
+        )
+        .await?;
+    match answer {
+        Ok(p) => {
+            println!("{} honours conditional writes", store.endpoint);
+            println!("  If-Match needs unquoted ETags: {}", p.unquoted_etags);
+            println!(
+                "  If-Match on a missing key answers: {}",
+                if p.missing_key_is_404 { 404 } else { 412 }
+            );
+            Ok(())
+        }
+        Err(e) => bail!(
+            "{} refused: {}",
+            store.endpoint,
+            host_test::describe_error(&e)
+        ),
+    }
 }
 
 async fn scenario(raw: &[String]) -> Result<()> {

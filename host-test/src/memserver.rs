@@ -13,6 +13,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug)]
 pub struct InProcessS3 {
     store: Mutex<MemStore>,
+    /// Behave like a store that ignores `If-None-Match` / `If-Match` (s3rver, garage).
+    ignore_conditions: bool,
     /// The store's clock: wall time at creation plus tokio's elapsed time (virtual when
     /// the runtime's time is paused).
     origin: (tokio::time::Instant, SystemTime),
@@ -22,6 +24,7 @@ impl Default for InProcessS3 {
     fn default() -> Self {
         InProcessS3 {
             store: Mutex::default(),
+            ignore_conditions: false,
             origin: (tokio::time::Instant::now(), SystemTime::now()),
         }
     }
@@ -30,6 +33,14 @@ impl Default for InProcessS3 {
 impl InProcessS3 {
     pub fn new() -> InProcessS3 {
         InProcessS3::default()
+    }
+
+    /// A store that accepts every conditional write as if it were unconditional.
+    pub fn ignoring_conditions() -> InProcessS3 {
+        InProcessS3 {
+            ignore_conditions: true,
+            ..InProcessS3::default()
+        }
     }
 
     fn now(&self) -> SystemTime {
@@ -51,7 +62,29 @@ impl InProcessS3 {
         let Some((keys, request)) = parse(method, uri, headers, body) else {
             return respond(400, &[], error_xml("InvalidRequest"));
         };
-        let outcome = self.store.lock().unwrap().apply(&keys, &request, now_ms);
+        let mut store = self.store.lock().unwrap();
+        let outcome = match &request {
+            Request::Put { body, .. } if self.ignore_conditions => Outcome::Written {
+                etag: store.put_raw(&keys.lease, body.clone(), now_ms),
+            },
+            Request::PutSlot { body, .. } if self.ignore_conditions => Outcome::Written {
+                etag: store.put_raw(&keys.slot, body.clone(), now_ms),
+            },
+            Request::PutProbe {
+                missing_key, body, ..
+            } if self.ignore_conditions => {
+                let key = if *missing_key {
+                    format!("{}-missing", keys.probe)
+                } else {
+                    keys.probe.clone()
+                };
+                Outcome::Written {
+                    etag: store.put_raw(&key, body.clone(), now_ms),
+                }
+            }
+            _ => store.apply(&keys, &request, now_ms),
+        };
+        drop(store);
         let date = ("date", httpdate::fmt_http_date(now));
         match outcome {
             Outcome::Found {
@@ -169,6 +202,22 @@ fn parse(
         };
         return Some((keys(base, ""), request));
     }
+    if let Some((base, node)) = key.split_once("/probe/") {
+        let (node, missing_key) = match node.strip_suffix("-missing") {
+            Some(n) => (n, true),
+            None => (node, false),
+        };
+        let request = match *method {
+            http::Method::PUT => Request::PutProbe {
+                missing_key,
+                mode: mode()?,
+                body,
+            },
+            http::Method::DELETE => Request::DeleteProbe,
+            _ => return None,
+        };
+        return Some((keys(base, node), request));
+    }
     let (base, node) = key.split_once("/members/")?;
     let request = match *method {
         http::Method::GET => Request::GetMember {
@@ -187,6 +236,7 @@ fn keys(base: &str, node: &str) -> Keys {
         members: format!("{base}/members/"),
         own_member: format!("{base}/members/{node}"),
         slot: format!("{base}/slot"),
+        probe: format!("{base}/probe/{node}"),
     }
 }
 

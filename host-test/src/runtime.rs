@@ -237,6 +237,21 @@ impl Runtime {
             .await?)
     }
 
+    /// A fresh instance runs the store conformance probe.
+    pub async fn probe_store(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<Result<api::StoreProfile, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(instance
+            .s3_election_election_election()
+            .call_probe_store(&mut store, s3, election)
+            .await?)
+    }
+
     /// Instantiate without calling anything (the benchmark of a cold invocation).
     pub async fn instantiate_only(&self) -> Result<()> {
         let mut store = self.store(Faults::new());

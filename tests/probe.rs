@@ -1,0 +1,47 @@
+//! The store conformance probe, run by the real component: a real S3 server passes (and its
+//! profile is read), a store that ignores conditional writes is refused.
+
+mod common;
+
+use common::*;
+use host_test::faults::Faults;
+use host_test::memserver::InProcessS3;
+use host_test::runtime::api;
+use std::sync::Arc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_store_passes_and_the_scratch_object_is_removed() {
+    let b = bucket("probe");
+    let e = election("probed", "n1", 2000);
+    let profile = env()
+        .runtime
+        .probe_store(&s3_config(&b), &e, Faults::new())
+        .await
+        .unwrap()
+        .expect("ministack honours conditional writes");
+    assert_eq!(profile.unquoted_etags, env().unquoted_etags);
+    assert!(env()
+        .store
+        .get_object(&b, "tests/probed/probe/n1")
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_conditions_is_refused() {
+    let faults = Faults::new();
+    faults.serve_in_process(Arc::new(InProcessS3::ignoring_conditions()));
+    let mut s3 = s3_config("ignoring-store");
+    s3.endpoint = "http://in-process.invalid".into();
+    let answer = env()
+        .runtime
+        .probe_store(&s3, &election("probed", "n1", 2000), faults)
+        .await
+        .unwrap();
+    match answer {
+        Err(api::Error::ConditionalWritesUnsupported(why)) => {
+            assert!(why.contains("If-None-Match"), "{why}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
