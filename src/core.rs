@@ -576,7 +576,7 @@ impl Elector {
         Some(self.write(kind, mode, term))
     }
 
-    /// After resigning: mark the record that still names us released.
+    /// Mark the record that still names us released (after resigning, or on a lost quorum).
     fn release(&mut self) -> Option<Write> {
         match &self.view {
             View::Present(o) if self.names_me_unreleased() => {
