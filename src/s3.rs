@@ -89,12 +89,7 @@ pub fn build(
             (Method::Get, keys.lease.clone(), None, Vec::new())
         }
         Request::Put { mode, body } => {
-            match mode {
-                PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
-                PutMode::Update(etag) => headers.push(("if-match".into(), etag_header(cfg, etag))),
-                #[cfg(feature = "mutations")]
-                PutMode::Overwrite => {}
-            }
+            headers.extend(condition(mode, |e| etag_header(cfg, e)));
             put_json(&mut headers, body);
             (Method::Put, keys.lease.clone(), None, body.clone())
         }
@@ -107,13 +102,8 @@ pub fn build(
             mode,
             body,
         } => {
-            match mode {
-                PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
-                // Sent exactly as given: the probe tries quoted and unquoted forms itself.
-                PutMode::Update(etag) => headers.push(("if-match".into(), etag.0.clone())),
-                #[cfg(feature = "mutations")]
-                PutMode::Overwrite => {}
-            }
+            // The ETag is sent exactly as given: the probe tries quoted and bare forms itself.
+            headers.extend(condition(mode, |e| e.0.clone()));
             put_json(&mut headers, body);
             let key = if *missing_key {
                 format!("{}-missing", keys.probe)
@@ -125,12 +115,7 @@ pub fn build(
         Request::DeleteProbe => (Method::Delete, keys.probe.clone(), None, Vec::new()),
         Request::GetSlot => (Method::Get, keys.slot.clone(), None, Vec::new()),
         Request::PutSlot { mode, body } => {
-            match mode {
-                PutMode::Create => headers.push(("if-none-match".into(), "*".into())),
-                PutMode::Update(etag) => headers.push(("if-match".into(), etag_header(cfg, etag))),
-                #[cfg(feature = "mutations")]
-                PutMode::Overwrite => {}
-            }
+            headers.extend(condition(mode, |e| etag_header(cfg, e)));
             put_json(&mut headers, body);
             (Method::Put, keys.slot.clone(), None, body.clone())
         }
@@ -182,6 +167,16 @@ pub fn build(
         headers,
         body,
     })
+}
+
+/// The conditional header of a PUT: `If-None-Match: *` to create, `If-Match` to update.
+fn condition(mode: &PutMode, etag: impl Fn(&ETag) -> String) -> Option<(String, String)> {
+    match mode {
+        PutMode::Create => Some(("if-none-match".into(), "*".into())),
+        PutMode::Update(e) => Some(("if-match".into(), etag(e))),
+        #[cfg(feature = "mutations")]
+        PutMode::Overwrite => None,
+    }
 }
 
 fn sign_headers(

@@ -128,16 +128,7 @@ async fn tick_costs(runtime: &Runtime) -> Result<Vec<Row>> {
         f.serve_in_process(s3.clone());
         f
     };
-    let cfg = api::S3Config {
-        endpoint: "http://in-process.invalid".into(),
-        region: "us-east-1".into(),
-        bucket: "bench".into(),
-        path_style: true,
-        access_key_id: "AKIDBENCH".into(),
-        secret_access_key: "not-checked-in-process".into(),
-        session_token: None,
-        unquoted_etags: false,
-    };
+    let cfg = crate::memserver::in_process_config();
     // A short lease so renewals and polls come often.
     let e = |node: &str| election("ticks", node, 300);
     let mut leader = runtime
@@ -323,16 +314,7 @@ async fn contention(runtime: &Arc<Runtime>, s3: &api::S3Config, n: usize) -> Res
 /// Many named elections, one node each, ticked once a second: CPU used by the host process.
 async fn many_elections(runtime: &Arc<Runtime>, n: usize, duration: Duration) -> Result<Row> {
     let s3 = Arc::new(InProcessS3::new());
-    let cfg = api::S3Config {
-        endpoint: "http://in-process.invalid".into(),
-        region: "us-east-1".into(),
-        bucket: "bench".into(),
-        path_style: true,
-        access_key_id: "AKIDBENCH".into(),
-        secret_access_key: "not-checked-in-process".into(),
-        session_token: None,
-        unquoted_etags: false,
-    };
+    let cfg = crate::memserver::in_process_config();
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let f = Faults::new();

@@ -182,17 +182,7 @@ impl Cluster {
     /// A cluster whose nodes all talk to `s3`, inside this process (no network: for runs
     /// on virtual time, where real sockets cannot follow the paused clock).
     pub fn in_process(runtime: Arc<Runtime>, s3: Arc<crate::memserver::InProcessS3>) -> Cluster {
-        let config = api::S3Config {
-            endpoint: "http://in-process.invalid".into(),
-            region: "us-east-1".into(),
-            bucket: "in-process".into(),
-            path_style: true,
-            access_key_id: "AKIDINPROCESS".into(),
-            secret_access_key: "not-checked-in-process".into(),
-            session_token: None,
-            unquoted_etags: false,
-        };
-        let mut c = Cluster::new(runtime, config);
+        let mut c = Cluster::new(runtime, crate::memserver::in_process_config());
         c.in_process = Some(s3);
         c
     }

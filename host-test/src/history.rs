@@ -200,26 +200,36 @@ pub fn check(history: &[Observation]) -> Result<(), Violation> {
     Ok(())
 }
 
+/// An observation for unit tests.
+#[cfg(test)]
+pub(crate) fn test_observation(
+    node: &str,
+    at_ms: u64,
+    leader: bool,
+    term: u64,
+    valid_ms: u64,
+) -> Observation {
+    Observation {
+        unix_ms: at_ms,
+        at_ms,
+        node: node.into(),
+        role: if leader { "leader" } else { "follower" },
+        term: Some(term),
+        leader: None,
+        valid_ms,
+        events: vec![],
+        error: None,
+        last_error: None,
+        requests: 0,
+        members: vec![],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn obs(node: &str, at_ms: u64, leader: bool, term: u64, valid_ms: u64) -> Observation {
-        Observation {
-            unix_ms: at_ms,
-            at_ms,
-            node: node.into(),
-            role: if leader { "leader" } else { "follower" },
-            term: Some(term),
-            leader: None,
-            valid_ms,
-            events: vec![],
-            error: None,
-            last_error: None,
-            requests: 0,
-            members: vec![],
-        }
-    }
+    use super::test_observation as obs;
 
     #[test]
     fn a_clean_handover_passes() {

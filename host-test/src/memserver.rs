@@ -30,6 +30,20 @@ impl Default for InProcessS3 {
     }
 }
 
+/// The S3 config a node uses to reach an in-process store (never dialled; not signed-checked).
+pub fn in_process_config() -> crate::runtime::api::S3Config {
+    crate::runtime::api::S3Config {
+        endpoint: "http://in-process.invalid".into(),
+        region: "us-east-1".into(),
+        bucket: "in-process".into(),
+        path_style: true,
+        access_key_id: "AKIDINPROCESS".into(),
+        secret_access_key: "not-checked-in-process".into(),
+        session_token: None,
+        unquoted_etags: false,
+    }
+}
+
 impl InProcessS3 {
     pub fn new() -> InProcessS3 {
         InProcessS3::default()

@@ -130,20 +130,7 @@ mod tests {
     use super::*;
 
     fn obs(node: &str, at_ms: u64, leader: bool, term: u64) -> Observation {
-        Observation {
-            unix_ms: at_ms,
-            at_ms,
-            node: node.into(),
-            role: if leader { "leader" } else { "follower" },
-            term: Some(term),
-            leader: None,
-            valid_ms: if leader { 900 } else { 0 },
-            events: vec![],
-            error: None,
-            last_error: None,
-            requests: 0,
-            members: vec![],
-        }
+        crate::history::test_observation(node, at_ms, leader, term, if leader { 900 } else { 0 })
     }
 
     #[test]
