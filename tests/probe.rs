@@ -45,3 +45,20 @@ async fn a_store_that_ignores_conditions_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3rver_which_ignores_conditions_is_refused() {
+    let server = host_test::s3rver::S3rver::start().expect("s3rver (npm)");
+    let s3 = server.store.s3_config(&server.bucket);
+    let answer = env()
+        .runtime
+        .probe_store(&s3, &election("probed", "n1", 2000), Faults::new())
+        .await
+        .unwrap();
+    match answer {
+        Err(api::Error::ConditionalWritesUnsupported(why)) => {
+            assert!(why.contains("If-None-Match"), "{why}")
+        }
+        other => panic!("s3rver must be refused: {other:?}"),
+    }
+}

@@ -11,6 +11,7 @@ pub mod history;
 pub mod memserver;
 pub mod ministack;
 pub mod runtime;
+pub mod s3rver;
 pub mod scenario;
 pub mod sim;
 pub mod store;
