@@ -114,6 +114,9 @@ pub struct ElectionConfig {
     /// A fresh instance per call that remembers nothing: takeover is judged by the store's own
     /// clock (`Date - Last-Modified`), since no local observation survives between calls.
     pub stateless: bool,
+    /// Run the store conformance probe ([`crate::probe`]) before the first election request,
+    /// refuse a store that ignores conditional writes, and adopt its ETag quoting.
+    pub probe_store: bool,
     /// Quorum of observers; `size == 1` (the default) turns it off.
     pub quorum: QuorumConfig,
 }
@@ -381,6 +384,7 @@ mod tests {
             timings: Timings::default(),
             metadata: String::new(),
             stateless: false,
+            probe_store: false,
             quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
         }
     }

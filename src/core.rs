@@ -30,6 +30,7 @@
 use crate::config::ElectionConfig;
 use crate::error::Error;
 use crate::members::{CheckResult, ListEntry, MemberInfo, MemberRequest, Members};
+use crate::probe::{Probe, StoreProfile};
 use crate::record::{LeaseRecord, FORMAT};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -249,6 +250,7 @@ enum Pending {
     Read,
     Write(Write),
     Member(MemberRequest),
+    Probe,
 }
 
 #[derive(Clone, Debug)]
@@ -291,6 +293,12 @@ pub struct Elector {
     last_error: Option<Error>,
     /// Heartbeats and quorum checks (inert when quorum is off).
     members: Members,
+    /// The store probe still to run before anything else (with `probe_store`).
+    probe: Option<Probe>,
+    /// What the probe found.
+    profile: Option<StoreProfile>,
+    /// The probe refused the store: this elector never sends an election request.
+    refused: Option<Error>,
     /// Since when a leader's checks have found fewer than the quorum.
     below_quorum_since: Option<Instant>,
     /// The last quorum check found too few members (reported once per change).
@@ -312,6 +320,9 @@ impl Elector {
             now,
         );
         Elector {
+            probe: config.probe_store.then(Probe::new),
+            profile: None,
+            refused: None,
             members,
             below_quorum_since: None,
             quorum_lost: false,
@@ -357,8 +368,17 @@ impl Elector {
 
     // ----- handlers -------------------------------------------------------------------------
 
+    /// What the store probe found, once it ran (with `probe_store`).
+    pub fn store_profile(&self) -> Option<&StoreProfile> {
+        self.profile.as_ref()
+    }
+
     /// Advance time: step down when the renew deadline has passed, drop stale plans.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if let Some(e) = &self.refused {
+            // Sticky: a store that ignores conditions is never written to.
+            self.fatal.get_or_insert_with(|| e.clone());
+        }
         if let Some(l) = &self.leadership {
             if now >= l.deadline {
                 self.step_down(DemoteReason::RenewDeadlineExceeded);
@@ -380,6 +400,7 @@ impl Elector {
             Some(Pending::Read) => self.on_read(now, outcome),
             Some(Pending::Write(w)) => self.on_write(now, w, outcome),
             Some(Pending::Member(r)) => self.on_member(now, r, outcome),
+            Some(Pending::Probe) => self.on_probe(now, outcome),
             None => {} // No request outstanding: nothing to match the answer to.
         }
         self.handle_timeout(now);
@@ -443,6 +464,7 @@ impl Elector {
                 continuation: continuation.clone(),
             },
             Pending::Member(MemberRequest::Leave) => Request::DeleteMember,
+            Pending::Probe => self.probe.as_ref()?.poll_request()?,
         };
         self.in_flight = Some(pending);
         Some(request)
@@ -506,6 +528,13 @@ impl Elector {
     fn next_action(&mut self, now: Instant) -> Option<Pending> {
         // 1. A leader past its renew deadline steps down before anything else.
         self.handle_timeout(now);
+        //    A store that failed the probe gets nothing; one not probed yet gets the probe.
+        if self.refused.is_some() {
+            return None;
+        }
+        if self.probe.is_some() {
+            return (now >= self.read_due).then_some(Pending::Probe);
+        }
         // 2. A write decided on the last answer goes out at once.
         if let Some((_, w)) = self.planned.take() {
             return Some(Pending::Write(w));
@@ -799,6 +828,30 @@ impl Elector {
             if !o.record.released && fresh >= self.members.config().size {
                 self.quorum_lost = false;
                 self.events.push_back(Event::QuorumRestored { fresh });
+            }
+        }
+    }
+
+    fn on_probe(&mut self, now: Instant, outcome: Outcome) {
+        let Some(probe) = self.probe.as_mut() else {
+            return;
+        };
+        probe.handle_response(outcome);
+        match probe.result().cloned() {
+            None => {}
+            Some(Ok(profile)) => {
+                self.profile = Some(profile);
+                self.probe = None;
+            }
+            Some(Err(e @ Error::ConditionalWritesUnsupported(_))) => {
+                self.probe = None;
+                self.refused = Some(e.clone());
+                self.fatal = Some(e);
+            }
+            Some(Err(e)) => {
+                // Could not finish (credentials, network): try again from the start later.
+                self.probe = Some(Probe::new());
+                self.fail(now, e);
             }
         }
     }

@@ -188,6 +188,9 @@ impl Driver {
             sent += 1;
             let outcome = self.exchange(&request);
             self.core.handle_response(now(), outcome);
+            if self.core.store_profile().is_some_and(|p| p.unquoted_etags) {
+                self.s3.unquoted_etags = true; // the probe found the store needs bare ETags
+            }
         }
         sent as u32
     }
@@ -412,6 +415,7 @@ fn election_config(c: api::ElectionConfig) -> ElectionConfig {
         timings: t,
         metadata: c.metadata,
         stateless: c.stateless,
+        probe_store: c.probe_store.unwrap_or(false),
         quorum,
     }
 }

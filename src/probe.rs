@@ -43,6 +43,7 @@ enum Step {
     Done(Result<StoreProfile, Error>),
 }
 
+#[derive(Debug)]
 pub struct Probe {
     step: Step,
     body: Vec<u8>,

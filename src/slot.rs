@@ -205,6 +205,7 @@ mod tests {
             timings: Timings::default(),
             metadata: String::new(),
             stateless: true,
+            probe_store: false,
             quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
         }
     }

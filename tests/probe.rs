@@ -62,3 +62,50 @@ async fn s3rver_which_ignores_conditions_is_refused() {
         other => panic!("s3rver must be refused: {other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn electors_that_probe_never_lead_on_s3rver() {
+    let server = host_test::s3rver::S3rver::start().expect("s3rver (npm)");
+    let mut c = host_test::cluster::Cluster::new(
+        env().runtime.clone(),
+        server.store.s3_config(&server.bucket),
+    );
+    let probing = |i: u32| {
+        let mut e = election("unsafe", &format!("n{i}"), 1500);
+        e.probe_store = Some(true);
+        e
+    };
+    c.start_all((1..=3).map(probing).collect()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    c.stop_all().await;
+    let h = c.history();
+    assert!(h.iter().all(|o| !o.is_leader()), "{}", pretty(&h));
+    let refusals = h
+        .iter()
+        .filter(|o| {
+            o.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with("conditional-writes-unsupported"))
+        })
+        .count();
+    assert!(refusals >= 6, "{}", pretty(&h));
+    assert!(server
+        .store
+        .get_object(&server.bucket, "tests/unsafe/lease")
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn electors_that_probe_elect_normally_on_a_real_store() {
+    let b = bucket("probe-elect");
+    let mut c = cluster(&b);
+    let mut e = election("probing", "n1", 1500);
+    e.probe_store = Some(true);
+    c.start(e).await.unwrap();
+    c.wait_for(ms(1500) * 3, |h| h.iter().any(|o| o.is_leader()))
+        .await
+        .expect("a leader after the probe");
+    c.stop_all().await;
+    assert_invariants(&c.history());
+}

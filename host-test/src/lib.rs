@@ -47,6 +47,7 @@ pub fn election_config(name: &str, node_id: &str, prefix: &str) -> api::Election
         heartbeat_interval_ms: None,
         member_ttl_ms: None,
         quorum_grace_ms: None,
+        probe_store: None,
     }
 }
 

@@ -1077,6 +1077,7 @@ fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
         timings: Profile::timings(),
         metadata: String::new(),
         stateless: p.stateless[node],
+        probe_store: false,
         quorum: p.quorum_config(),
     }
 }

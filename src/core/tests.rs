@@ -17,6 +17,7 @@ fn config(node: &str) -> ElectionConfig {
         timings: Timings::for_lease(LEASE),
         metadata: format!("meta-{node}"),
         stateless: false,
+        probe_store: false,
         quorum: QuorumConfig::disabled_for_lease(LEASE),
     }
 }
@@ -884,4 +885,88 @@ fn leave_removes_the_member_object_and_stops_heartbeats() {
     assert!(w.sent[before..]
         .iter()
         .all(|r| !matches!(r, Request::PutMember { .. })));
+}
+
+// ----- store probe -----------------------------------------------------------------------------
+
+fn probing(node: &str) -> Elector {
+    let mut c = config(node);
+    c.probe_store = true;
+    Elector::new(c, at(0), 5)
+}
+
+#[test]
+fn with_probe_store_an_honest_store_is_probed_once_then_elected_on() {
+    let mut w = World::new();
+    let mut a = probing("a");
+    // The probe takes six requests: more than one step's budget.
+    let mut events = w.step(&mut a, at(0));
+    assert!(a.store_profile().is_none());
+    assert_eq!(a.poll_timeout(), at(0), "the next step is due at once");
+    events.extend(w.step(&mut a, at(0)));
+    let profile = a.store_profile().expect("probed").clone();
+    assert!(!profile.unquoted_etags);
+    let probes = w
+        .sent
+        .iter()
+        .filter(|r| matches!(r, Request::PutProbe { .. } | Request::DeleteProbe))
+        .count();
+    assert_eq!(probes, 6, "{:?}", w.sent);
+    assert!(
+        w.store.get_object("t/e/probe/a").is_none(),
+        "scratch object removed"
+    );
+    events.extend(w.step(&mut a, at(1)));
+    assert!(events.contains(&Event::Elected { term: 1 }), "{events:?}");
+    let before = w.sent.len();
+    w.step_when_due(&mut a);
+    assert!(w.sent[before..]
+        .iter()
+        .all(|r| !matches!(r, Request::PutProbe { .. })));
+}
+
+#[test]
+fn with_probe_store_a_store_that_ignores_conditions_is_never_written() {
+    let mut w = World::new();
+    let mut a = probing("a");
+    let mut now = at(0);
+    let mut refusals = 0;
+    while now < at(10_000) {
+        // This store applies every write, whatever its condition.
+        a.handle_timeout(now);
+        while let Some(req) = a.poll_request(now) {
+            w.sent.push(req.clone());
+            let outcome = match &req {
+                Request::PutProbe {
+                    missing_key, body, ..
+                } => {
+                    let key = if *missing_key {
+                        "t/e/probe/a-missing"
+                    } else {
+                        "t/e/probe/a"
+                    };
+                    Outcome::Written {
+                        etag: w.store.put_raw(key, body.clone(), 0),
+                    }
+                }
+                other => w.store.apply(&keys(), other, 0),
+            };
+            a.handle_response(now, outcome);
+        }
+        if let Some(e) = a.take_error() {
+            assert!(matches!(e, Error::ConditionalWritesUnsupported(_)), "{e:?}");
+            refusals += 1;
+        }
+        assert_eq!(role(&a, now), Role::Follower);
+        now = now + Duration::from_millis(250);
+    }
+    assert!(refusals > 10, "the refusal is repeated on every step");
+    assert!(
+        w.store.get_object(KEY).is_none(),
+        "the lease was never written"
+    );
+    assert!(w
+        .sent
+        .iter()
+        .all(|r| !matches!(r, Request::Put { .. } | Request::Get { .. })));
 }
