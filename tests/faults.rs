@@ -10,10 +10,6 @@ use std::time::Duration;
 
 const LEASE: u32 = 2000;
 
-fn has_event(o: &Observation, what: &str) -> bool {
-    o.events.iter().any(|e| e.contains(what))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dropped_renewals_make_the_leader_step_down_before_a_takeover() {
     let b = bucket("fault-drop");
@@ -52,10 +48,7 @@ async fn delayed_requests_shorten_validity_but_keep_the_leader() {
     ));
     tokio::time::sleep(ms(LEASE) * 2).await;
     let h = c.history();
-    let mine: Vec<&Observation> = h
-        .iter()
-        .filter(|o| o.node == leader.node && o.at_ms > from)
-        .collect();
+    let mine = answers_of(&h, &leader.node, from);
     assert!(
         mine.len() >= 3 && mine.iter().all(|o| o.is_leader() && o.term == leader.term),
         "{}",
@@ -88,10 +81,7 @@ async fn error_statuses_are_retried_without_losing_the_lease() {
         .expect("all three answers injected");
     tokio::time::sleep(ms(LEASE)).await;
     let h = c.history();
-    let mine: Vec<&Observation> = h
-        .iter()
-        .filter(|o| o.node == leader.node && o.at_ms > from)
-        .collect();
+    let mine = answers_of(&h, &leader.node, from);
     assert!(
         mine.iter().all(|o| o.is_leader() && o.term == leader.term),
         "{}",

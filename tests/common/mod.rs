@@ -136,3 +136,15 @@ pub async fn cluster_with_leader(bucket: &str, name: &str, n: u32, lease_ms: u32
         .unwrap_or_else(|| panic!("no leader among {n} nodes in {name}"));
     c
 }
+
+/// Whether an observation carries an event containing `what`.
+pub fn has_event(o: &Observation, what: &str) -> bool {
+    o.events.iter().any(|e| e.contains(what))
+}
+
+/// The answers of `node` after `after_ms`.
+pub fn answers_of<'a>(h: &'a [Observation], node: &str, after_ms: u64) -> Vec<&'a Observation> {
+    h.iter()
+        .filter(|o| o.node == node && o.at_ms > after_ms)
+        .collect()
+}
