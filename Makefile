@@ -3,7 +3,7 @@
 
 WASM := target/wasm32-wasip2/release/s3_election.wasm
 
-.PHONY: demo test sim component target lint fmt clean-venv
+.PHONY: demo test test-ceph sim component target lint fmt clean-venv
 
 demo: component
 	cargo run --quiet -p host-test -- demo
@@ -11,6 +11,16 @@ demo: component
 test: component
 	cargo build -p host-test
 	cargo test --workspace
+
+# Every integration suite again, on Ceph radosgw: a single-host cluster (one monitor, one
+# memstore OSD) started and stopped by .ci/ceph.sh. Installing the packages needs root.
+CEPH_DIR ?= target/ceph
+test-ceph: component
+	cargo build -p host-test
+	.ci/ceph.sh install
+	.ci/ceph.sh start $(CEPH_DIR)
+	. $(CEPH_DIR)/env && cargo test -p s3-election --tests; \
+	status=$$?; .ci/ceph.sh stop $(CEPH_DIR); exit $$status
 
 # A long simulation campaign (CI runs 10,000 schedules in `make test`).
 SIM_SEEDS ?= 100000

@@ -134,6 +134,11 @@ pub fn build(
             (Method::Get, String::new(), Some(q), Vec::new())
         }
     };
+    if method == Method::Delete {
+        // Without it the body goes out chunked, and Ceph RGW refuses a chunked DELETE with
+        // 501 ("AWS4 completion for this operation NOT IMPLEMENTED").
+        headers.push(("content-length".into(), "0".into()));
+    }
     let encoded_key = encode(&key, true);
     let (authority, mut path) = if cfg.path_style {
         let path = if key.is_empty() {
@@ -513,6 +518,16 @@ mod tests {
         Request::Put {
             mode,
             body: b"{}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn deletes_say_their_body_is_empty() {
+        // A DELETE without Content-Length goes out chunked, which Ceph RGW refuses (501).
+        for request in [Request::DeleteMember, Request::DeleteProbe] {
+            let r = build(&cfg(), &keys(), &request, system_time(T)).unwrap();
+            assert_eq!(r.method, Method::Delete);
+            assert_eq!(header(&r, "content-length"), Some("0"));
         }
     }
 

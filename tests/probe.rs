@@ -19,7 +19,31 @@ async fn a_real_store_passes_and_the_scratch_object_is_removed() {
         .await
         .unwrap()
         .expect("ministack honours conditional writes");
-    assert_eq!(profile.unquoted_etags, env().unquoted_etags);
+    // The profile agrees with what the store does to a plain client.
+    let store = &env().store;
+    let url = format!("{}/{b}/tests/cross-check", store.endpoint);
+    let created = store.send("PUT", &url, &[], b"one", "s3").unwrap();
+    assert_eq!(created.status, 200);
+    let quoted = created.etag.expect("an ETag on PUT");
+    let with_quotes = store
+        .send("PUT", &url, &[("if-match", &quoted)], b"two", "s3")
+        .unwrap();
+    assert_eq!(
+        with_quotes.status == 412,
+        profile.unquoted_etags,
+        "If-Match {quoted} answered {}",
+        with_quotes.status
+    );
+    let missing = format!("{}/{b}/tests/missing", store.endpoint);
+    let on_missing = store
+        .send("PUT", &missing, &[("if-match", "\"0123\"")], b"x", "s3")
+        .unwrap();
+    assert_eq!(on_missing.status == 404, profile.missing_key_is_404);
+    assert!(
+        matches!(on_missing.status, 404 | 412),
+        "{}",
+        on_missing.status
+    );
     assert!(env()
         .store
         .get_object(&b, "tests/probed/probe/n1")

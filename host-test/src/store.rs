@@ -141,6 +141,8 @@ impl Store {
 
 pub struct Reply {
     pub status: u16,
+    /// The `ETag` header as sent (quotes included).
+    pub etag: Option<String>,
     pub body: Vec<u8>,
 }
 
@@ -200,10 +202,12 @@ pub fn signed_request(
         Err(e) => return Err(anyhow!("{method} {url}: {e}")),
     };
     let status = response.status();
+    let etag = response.header("etag").map(str::to_string);
     let mut bytes = Vec::new();
     std::io::Read::read_to_end(&mut response.into_reader(), &mut bytes)?;
     Ok(Reply {
         status,
+        etag,
         body: bytes,
     })
 }

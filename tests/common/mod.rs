@@ -1,9 +1,13 @@
 //! Shared by the integration tests: one S3 server and one compiled component per test binary.
 //!
 //! The server is the one in `S3E_TEST_ENDPOINT` / `S3E_TEST_ACCESS_KEY_ID` /
-//! `S3E_TEST_SECRET_ACCESS_KEY` (`S3E_TEST_REGION`, `S3E_TEST_UNQUOTED_ETAGS`) when set,
-//! otherwise a local ministack started here with an IAM-created key, so every signature is
-//! verified. Each test works in its own bucket.
+//! `S3E_TEST_SECRET_ACCESS_KEY` (`S3E_TEST_REGION`) when set (`.ci/ceph.sh` writes them for
+//! Ceph radosgw), otherwise a local ministack started here with an IAM-created key, so every
+//! signature is verified. Each test works in its own bucket.
+//!
+//! The store's quirks (Ceph matches only unquoted ETags) come from the component's own
+//! conformance probe, run once here, exactly as a user's `probe-store: true` elector would:
+//! no test special-cases a store.
 #![allow(dead_code)]
 
 use host_test::cluster::Cluster;
@@ -18,7 +22,8 @@ use std::time::Duration;
 pub struct TestEnv {
     pub runtime: Arc<Runtime>,
     pub store: Store,
-    pub unquoted_etags: bool,
+    /// What the conformance probe found.
+    pub profile: api::StoreProfile,
     _ministack: Option<Ministack>,
 }
 
@@ -50,13 +55,37 @@ pub fn env() -> &'static TestEnv {
                 (m.store.clone(), Some(m))
             }
         };
+        let profile = probe(&runtime, &store);
+        eprintln!("test store {}: {profile:?}", store.endpoint);
         TestEnv {
             runtime,
             store,
-            unquoted_etags: std::env::var("S3E_TEST_UNQUOTED_ETAGS").is_ok(),
+            profile,
             _ministack: ministack,
         }
     })
+}
+
+/// The component's conformance probe against `store`, on a runtime of its own (`env()` may be
+/// first called inside a test's runtime, which cannot block).
+fn probe(runtime: &Arc<Runtime>, store: &Store) -> api::StoreProfile {
+    let (runtime, store) = (runtime.clone(), store.clone());
+    std::thread::spawn(move || {
+        let bucket = format!("profile-{}", std::process::id());
+        store.create_bucket(&bucket).expect("create bucket");
+        let e = host_test::election_config("profile", "test-env", "tests/");
+        tokio::runtime::Runtime::new()
+            .expect("tokio runtime")
+            .block_on(runtime.probe_store(
+                &store.s3_config(&bucket),
+                &e,
+                host_test::faults::Faults::new(),
+            ))
+            .expect("run the probe")
+            .unwrap_or_else(|e| panic!("the test store fails the conformance probe: {e:?}"))
+    })
+    .join()
+    .expect("probe thread")
 }
 
 /// A fresh bucket for one test.
@@ -74,7 +103,7 @@ pub fn bucket(test: &str) -> String {
 
 pub fn s3_config(bucket: &str) -> api::S3Config {
     let mut c = env().store.s3_config(bucket);
-    c.unquoted_etags = env().unquoted_etags;
+    c.unquoted_etags = env().profile.unquoted_etags;
     c
 }
 
