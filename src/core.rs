@@ -283,6 +283,8 @@ pub struct Elector {
     read_due: Instant,
     /// Set by [`Elector::resign`]: release what names us, then only observe.
     resigned: bool,
+    /// Set by [`Elector::query`]: read at once, and let nothing the read shows lead to a write.
+    query_pending: bool,
     /// The last term this node led and gave up; re-acquiring it means a new term.
     stepped_down_term: Option<u64>,
     /// Highest term seen in any record, so a deleted lease object does not reset terms.
@@ -335,6 +337,7 @@ impl Elector {
             unconfirmed: None,
             read_due: now,
             resigned: false,
+            query_pending: false,
             stepped_down_term: None,
             highest_term_seen: 0,
             reported_leader: None,
@@ -426,9 +429,37 @@ impl Elector {
         self.members.leave();
     }
 
-    /// Read the record at the next step, whatever the poll schedule (observer queries).
-    pub fn read_now(&mut self, now: Instant) {
+    /// Read the record at the next step, whatever the poll schedule.
+    fn read_now(&mut self, now: Instant) {
         self.read_due = self.read_due.min(now);
+    }
+
+    /// An observer query ("who leads?"): read the record at once. What the read shows never
+    /// leads to a write, not even taking a free lease; a leader knows the answer already.
+    pub fn query(&mut self) {
+        self.query_pending = self.leadership.is_none();
+    }
+
+    /// The query's read has not been answered yet.
+    pub fn query_pending(&self) -> bool {
+        self.query_pending
+    }
+
+    /// The answer to a query: the holder named by the record while its lease is live as far
+    /// as this node can judge, whoever it names (in stateless mode, an earlier instance of
+    /// this very node).
+    pub fn queried_leader(&self, now: Instant) -> Option<LeaderInfo> {
+        if self.leadership.is_some() {
+            return self.current_leader(now);
+        }
+        match &self.view {
+            View::Present(o) if !o.record.released && !self.expired(now, o) => Some(LeaderInfo {
+                node_id: o.record.holder.clone(),
+                term: o.record.term,
+                metadata: o.record.metadata.clone(),
+            }),
+            _ => None,
+        }
     }
 
     // ----- pollers --------------------------------------------------------------------------
@@ -533,19 +564,23 @@ impl Elector {
             return None;
         }
         if self.probe.is_some() {
-            return (now >= self.read_due).then_some(Pending::Probe);
+            return (now >= self.read_due || self.query_pending).then_some(Pending::Probe);
         }
-        // 2. A write decided on the last answer goes out at once.
+        // 2. An observer query reads at once.
+        if self.query_pending {
+            return Some(Pending::Read);
+        }
+        // 3. A write decided on the last answer goes out at once.
         if let Some((_, w)) = self.planned.take() {
             return Some(Pending::Write(w));
         }
-        // 3. A write without a clear answer is settled by reading the record back; no other
+        // 4. A write without a clear answer is settled by reading the record back; no other
         //    lease request goes out until then.
         let settling = self.unconfirmed.is_some();
         if settling && now >= self.read_due {
             return Some(Pending::Read);
         }
-        // 4. A leader renews when due.
+        // 5. A leader renews when due.
         if let Some(l) = self.leadership.as_ref().filter(|_| !settling) {
             if now >= l.renew_due {
                 #[allow(unused_mut)]
@@ -558,11 +593,11 @@ impl Elector {
                 return Some(Pending::Write(self.write(WriteKind::Renew, mode, term)));
             }
         }
-        // 5. Member duties: heartbeat, a quorum check in progress or due.
+        // 6. Member duties: heartbeat, a quorum check in progress or due.
         if let Some(r) = self.members.poll(now) {
             return Some(Pending::Member(r));
         }
-        // 6. Followers poll (a leader does not); a read may lead to a takeover or a release
+        // 7. Followers poll (a leader does not); a read may lead to a takeover or a release
         //    (see `after_read`).
         (!settling && self.leadership.is_none() && now >= self.read_due).then_some(Pending::Read)
     }
@@ -683,6 +718,8 @@ impl Elector {
     // ----- answers ----------------------------------------------------------------------------
 
     fn on_read(&mut self, now: Instant, outcome: Outcome) {
+        // Answered, well or not: a query is over (its caller sees any error).
+        let query = std::mem::take(&mut self.query_pending);
         match outcome {
             Outcome::Found {
                 etag,
@@ -692,7 +729,7 @@ impl Elector {
             } => match LeaseRecord::decode(&body) {
                 Ok(record) => {
                     self.observe(now, etag, record, last_modified, date);
-                    self.after_read(now);
+                    self.after_read(now, query);
                 }
                 Err(foreign) => {
                     // Never written over; a human must look. Retried at the poll interval.
@@ -709,7 +746,7 @@ impl Elector {
             Outcome::NotModified { date } => {
                 if let View::Present(o) = &mut self.view {
                     o.store_age = age(o.last_modified, date);
-                    self.after_read(now);
+                    self.after_read(now, query);
                 } else {
                     // 304 to a request without If-None-Match: read again in full.
                     self.retry_read_later(now, store_bug("304 to an unconditional GET"));
@@ -717,7 +754,7 @@ impl Elector {
             }
             Outcome::NotFound => {
                 self.view = View::Missing;
-                self.after_read(now);
+                self.after_read(now, query);
             }
             Outcome::Fatal(e) => self.fail(now, e),
             Outcome::Transient(e) => self.retry_read_later(now, e),
@@ -754,7 +791,7 @@ impl Elector {
         }));
     }
 
-    fn after_read(&mut self, now: Instant) {
+    fn after_read(&mut self, now: Instant, query: bool) {
         // A read that settles a failed write is no success yet: the error stays visible
         // until the write is confirmed or retried successfully.
         if self.unconfirmed.is_none() {
@@ -797,6 +834,9 @@ impl Elector {
             return;
         }
         self.quorum_seen_in_record();
+        if query {
+            return; // it only looks
+        }
         let next = if self.resigned {
             self.release()
         } else {

@@ -155,12 +155,14 @@ impl api::GuestElector for ElectorResource {
 
     fn query_leader(&self) -> Result<Option<api::LeaderInfo>, api::Error> {
         let mut d = self.inner.borrow_mut();
-        d.core.read_now(now());
-        d.step();
+        d.core.query();
+        // Only the query's own requests (the probe if it has not run, then one read): no
+        // takeover, renewal or heartbeat goes out on a query.
+        d.send_while(MAX_PROBE_REQUESTS + 1, Core::query_pending);
         if let Some(e) = d.core.take_error() {
             return Err(to_wit(e));
         }
-        Ok(d.core.status(now()).leader.map(leader_to_wit))
+        Ok(d.core.queried_leader(now()).map(leader_to_wit))
     }
 }
 
@@ -180,8 +182,13 @@ impl Driver {
     /// The documented call order of the core, with real IO. Returns the number of requests.
     fn step(&mut self) -> u32 {
         self.core.handle_timeout(now());
+        self.send_while(MAX_REQUESTS_PER_TICK, |_| true)
+    }
+
+    /// Send what the core asks for, at most `limit` requests, while `more` holds.
+    fn send_while(&mut self, limit: usize, more: impl Fn(&Core) -> bool) -> u32 {
         let mut sent = 0;
-        while sent < MAX_REQUESTS_PER_TICK {
+        while sent < limit && more(&self.core) {
             let Some(request) = self.core.poll_request(now()) else {
                 break;
             };

@@ -104,6 +104,22 @@ impl World {
         now
     }
 
+    /// An observer query as the glue drives it: only the query's own requests.
+    fn query(&mut self, e: &mut Elector, now: Instant) -> Option<LeaderInfo> {
+        e.query();
+        while e.query_pending() {
+            let Some(req) = e.poll_request(now) else {
+                break;
+            };
+            self.sent.push(req.clone());
+            let outcome = self
+                .store
+                .apply(&e.config().keys(), &req, self.store_now(now));
+            e.handle_response(now, outcome);
+        }
+        e.queried_leader(now)
+    }
+
     fn record(&self) -> LeaseRecord {
         LeaseRecord::decode(&self.store.get_object(KEY).expect("lease object").body).unwrap()
     }
@@ -969,4 +985,48 @@ fn with_probe_store_a_store_that_ignores_conditions_is_never_written() {
         .sent
         .iter()
         .all(|r| !matches!(r, Request::Put { .. } | Request::Get { .. })));
+}
+
+#[test]
+fn a_query_reads_once_and_never_writes_not_even_a_free_lease() {
+    let mut w = World::new();
+    // No lease object: nobody leads, and the query does not create one.
+    let mut observer = elector("obs");
+    assert_eq!(w.query(&mut observer, at(0)), None);
+    assert!(matches!(w.sent[..], [Request::Get { .. }]), "{:?}", w.sent);
+    assert!(w.store.get_object(KEY).is_none());
+
+    // A live lease: its holder, also when asked by a fresh instance of the holder itself.
+    let mut a = elector("a");
+    w.step(&mut a, at(100));
+    let holder = w.query(&mut elector("obs"), at(200)).expect("a leads");
+    assert_eq!((holder.node_id.as_str(), holder.term), ("a", 1));
+    let itself = w.query(&mut elector("a"), at(200)).expect("a leads");
+    assert_eq!(itself.node_id, "a");
+    // The leader itself answers without a request.
+    let sent = w.sent.len();
+    assert_eq!(w.query(&mut a, at(300)).map(|l| l.term), Some(1));
+    assert_eq!(w.sent.len(), sent);
+
+    // Released: nobody leads, and the query does not take it.
+    a.resign(at(400));
+    w.step(&mut a, at(400));
+    let term = w.record().term;
+    assert_eq!(w.query(&mut elector("obs"), at(500)), None);
+    assert!(w.record().released && w.record().term == term);
+
+    // Expired by the store's clock: a stateless query reports nobody and writes nothing,
+    // where a stateless tick would take over.
+    let mut w = World::new();
+    w.step(&mut elector("a"), at(0));
+    let puts = w.puts_sent().len();
+    let mut c = config("b");
+    c.stateless = true;
+    let later = at(0) + LEASE * 3;
+    let mut b = Elector::new(c.clone(), later, 1);
+    assert_eq!(w.query(&mut b, later), None);
+    assert_eq!(w.puts_sent().len(), puts);
+    assert_eq!(w.record().holder, "a");
+    let events = w.step(&mut Elector::new(c, later, 1), later);
+    assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
 }
