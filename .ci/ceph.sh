@@ -93,6 +93,25 @@ EOF
     SECRET=$(head -c 24 /dev/urandom | base64 | tr -d '/+=')
     radosgw-admin -c "$CONF" user create --uid=s3-election --display-name=s3-election \
         --access-key="$ACCESS" --secret-key="$SECRET" >/dev/null
+    # The first object write creates RGW's data pools, which takes seconds: do it here, so
+    # that the first request of a test does not time out.
+    s3() { # method path [curl args]
+        curl -sS -o /dev/null -w '%{http_code}' --max-time 30 -X "$1" \
+            --aws-sigv4 aws:amz:us-east-1:s3 --user "$ACCESS:$SECRET" \
+            -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' "http://127.0.0.1:$RGW_PORT$2" "${@:3}"
+    }
+    stored=no
+    for _ in $(seq 60); do
+        if [ "$(s3 PUT /warm-up)" = 200 ] && [ "$(s3 PUT /warm-up/object --data-binary x)" = 200 ]; then
+            stored=yes
+            break
+        fi
+        sleep 1
+    done
+    if [ $stored != yes ]; then
+        echo "ceph: radosgw stores no object within 60 s; logs in $DIR/log" >&2
+        exit 1
+    fi
     cat >"$DIR/env" <<EOF
 export S3E_TEST_ENDPOINT=http://127.0.0.1:$RGW_PORT
 export S3E_TEST_REGION=us-east-1

@@ -49,6 +49,40 @@ impl Observation {
     pub fn is_leader(&self) -> bool {
         self.role == "leader"
     }
+
+    /// One JSON line of `host-test node` or of `examples/jco-node/elector.mjs` (the same
+    /// fields), timed by its wall-clock stamp from `epoch_unix_ms`: processes on one machine
+    /// share that clock, so their histories can be judged together.
+    pub fn from_json(line: &serde_json::Value, epoch_unix_ms: u64) -> Option<Observation> {
+        let text = |k: &str| line.get(k).and_then(|x| x.as_str()).map(str::to_string);
+        let number = |k: &str| line.get(k).and_then(|x| x.as_u64());
+        let unix_ms = number("unix_ms")?;
+        Some(Observation {
+            unix_ms,
+            at_ms: unix_ms.saturating_sub(epoch_unix_ms),
+            node: text("node")?,
+            role: match line.get("role")?.as_str()? {
+                "leader" => "leader",
+                _ => "follower",
+            },
+            term: number("term"),
+            leader: text("leader"),
+            valid_ms: number("valid_ms").unwrap_or(0),
+            events: line
+                .get("events")
+                .and_then(|e| e.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            error: text("error"),
+            last_error: text("last_error"),
+            requests: number("requests").unwrap_or(0) as u32,
+            members: Vec::new(),
+        })
+    }
 }
 
 /// A stretch of time during which one node believed it led.

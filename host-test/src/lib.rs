@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod cron;
 pub mod faults;
 pub mod history;
+pub mod jco;
 pub mod memserver;
 pub mod ministack;
 pub mod runtime;
@@ -26,6 +27,38 @@ pub fn workspace_dir() -> PathBuf {
         .parent()
         .map(PathBuf::from)
         .unwrap_or_default()
+}
+
+/// `npm install <packages>` into `dir` unless `dir/node_modules/.bin/<bin>` exists; returns
+/// that binary. One installer per process (tests share the folder).
+pub(crate) fn npm_install(
+    dir: &std::path::Path,
+    bin: &str,
+    packages: &[&str],
+) -> anyhow::Result<PathBuf> {
+    use anyhow::{bail, Context};
+    let path = dir.join("node_modules/.bin").join(bin);
+    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if path.exists() {
+        return Ok(path);
+    }
+    std::fs::create_dir_all(dir)?;
+    eprintln!(
+        "installing {} into {} ...",
+        packages.join(" "),
+        dir.display()
+    );
+    let status = std::process::Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(dir)
+        .args(packages)
+        .status()
+        .context("running npm (is Node.js installed?)")?;
+    if !status.success() || !path.exists() {
+        bail!("npm install {} failed ({status})", packages.join(" "));
+    }
+    Ok(path)
 }
 
 /// An election config with every timing left to the component's defaults.

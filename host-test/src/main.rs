@@ -21,7 +21,7 @@ const USAGE: &str = "usage:
   host-test demo [--bucket B] [--nodes N] [--lease-ms N] [--component PATH]
   host-test node --node-id ID --election NAME --bucket B [--prefix P] [--lease-ms N]
                  [--renew-deadline-ms N] [--retry-ms N] [--metadata M] [--stateless]
-                 [--quorum Q] [--component PATH]
+                 [--quorum Q] [--probe-store] [--component PATH]
   host-test probe [--bucket B] [--prefix P]   (does this store honour conditional writes?)
   host-test bench [--trials N] [--json PATH]
   host-test scenario FILE [--virtual] [--bucket B]   (format: host-test/src/scenario.rs)
@@ -392,7 +392,7 @@ async fn cron(raw: &[String]) -> Result<()> {
 }
 
 async fn node(raw: &[String]) -> Result<()> {
-    let args = Args::parse(raw, &["stateless"])?;
+    let args = Args::parse(raw, &["stateless", "probe-store"])?;
     let store = Store::from_env()
         .context("`node` needs a store: set AWS_ENDPOINT_URL_S3 and the AWS_* credentials")??;
     let runtime = Arc::new(Runtime::load(&args.component())?);
@@ -407,6 +407,7 @@ async fn node(raw: &[String]) -> Result<()> {
     election.metadata = args.get("metadata").unwrap_or("").to_string();
     election.stateless = args.flag("stateless");
     election.quorum = args.number("quorum")?;
+    election.probe_store = Some(args.flag("probe-store"));
     let id = election.node_id.clone();
     let mut cluster = Cluster::new(runtime, store.s3_config(args.require("bucket")?));
     cluster.recorder.echo_json = true;

@@ -18,28 +18,11 @@ pub struct S3rver {
 }
 
 fn ensure_installed() -> Result<PathBuf> {
-    let dir = crate::workspace_dir().join("target/s3rver");
-    let bin = dir.join("node_modules/.bin/s3rver");
-    static INSTALL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
-    if bin.exists() {
-        return Ok(bin);
-    }
-    std::fs::create_dir_all(&dir)?;
-    eprintln!(
-        "installing s3rver {S3RVER_VERSION} into {} ...",
-        dir.display()
-    );
-    let status = Command::new("npm")
-        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
-        .arg(&dir)
-        .arg(format!("s3rver@{S3RVER_VERSION}"))
-        .status()
-        .context("running npm (is Node.js installed?)")?;
-    if !status.success() || !bin.exists() {
-        bail!("npm install s3rver failed ({status})");
-    }
-    Ok(bin)
+    crate::npm_install(
+        &crate::workspace_dir().join("target/s3rver"),
+        "s3rver",
+        &[&format!("s3rver@{S3RVER_VERSION}")],
+    )
 }
 
 impl S3rver {

@@ -1,0 +1,388 @@
+//! The unmodified component in runtimes this project did not write, electing against the
+//! same bucket as host-test's wasmtime: jco (transpiled to JavaScript, run by Node.js on
+//! preview2-shim). Every process prints JSON lines; the lines of all of them are judged
+//! together by the same invariant checker as every other run.
+
+mod common;
+
+use common::*;
+use host_test::history::Observation;
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const LEASE_MS: u32 = 1500;
+
+fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Election processes of any runtime, and everything they printed.
+struct Nodes {
+    bucket: String,
+    epoch_unix_ms: u64,
+    history: Arc<Mutex<Vec<Observation>>>,
+    children: Vec<(String, Child)>,
+}
+
+impl Nodes {
+    fn new(bucket: String) -> Nodes {
+        Nodes {
+            bucket,
+            epoch_unix_ms: unix_ms(),
+            history: Arc::default(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Start `cmd` (a `host-test node` or jco elector command) as node `id`.
+    fn spawn(&mut self, mut cmd: Command, id: &str) {
+        let store = &env().store;
+        cmd.args([
+            "--node-id",
+            id,
+            "--election",
+            "mixed",
+            "--bucket",
+            &self.bucket,
+        ])
+        .args(["--prefix", "runtimes/", "--lease-ms", &LEASE_MS.to_string()])
+        .env("AWS_ENDPOINT_URL_S3", &store.endpoint)
+        .env("AWS_REGION", &store.region)
+        .env("AWS_ACCESS_KEY_ID", &store.credentials.access_key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            &store.credentials.secret_access_key,
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {id}: {cmd:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (history, epoch, name) = (self.history.clone(), self.epoch_unix_ms, id.to_string());
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{name} printed a non-JSON line {line:?}: {e}"));
+                let o = Observation::from_json(&value, epoch)
+                    .unwrap_or_else(|| panic!("{name} printed {line:?}"));
+                history.lock().unwrap().push(o);
+            }
+        });
+        self.children.push((id.to_string(), child));
+    }
+
+    fn history(&self) -> Vec<Observation> {
+        self.history.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds on the history; panics with the history after `limit`.
+    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&[Observation]) -> bool) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if pred(&self.history()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what}: not within {limit:?}\nhistory:\n{}",
+            pretty(&self.history())
+        );
+    }
+
+    /// SIGKILL (a crash: no release) or SIGTERM (the node resigns, then exits).
+    fn signal(&mut self, id: &str, signal: &str) {
+        let (_, child) = self
+            .children
+            .iter_mut()
+            .find(|(name, _)| name == id)
+            .unwrap_or_else(|| panic!("no node {id}"));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn host_test_node() -> Command {
+    let bin = host_test::workspace_dir().join("target/debug/host-test");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p host-test` (make test does)",
+        bin.display()
+    );
+    let mut cmd = Command::new(bin);
+    // Like the jco elector: learn the store's quirks (Ceph wants bare ETags) first.
+    cmd.args(["node", "--probe-store"]);
+    cmd
+}
+
+fn jco_module() -> PathBuf {
+    static MODULE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    MODULE
+        .get_or_init(|| {
+            host_test::jco::transpile(&host_test::runtime::default_component_path())
+                .expect("jco transpile (needs Node.js and npm)")
+        })
+        .clone()
+}
+
+/// When `node` first reported leading after `after_ms`, and with which term.
+fn led_after(h: &[Observation], node: &str, after_ms: u64) -> Option<(u64, u64)> {
+    h.iter()
+        .filter(|o| o.node == node && o.is_leader() && o.at_ms > after_ms)
+        .min_by_key(|o| o.at_ms)
+        .map(|o| (o.at_ms, o.term.unwrap_or(0)))
+}
+
+fn sees_leader(h: &[Observation], node: &str, leader: &str) -> bool {
+    h.iter()
+        .any(|o| o.node == node && !o.is_leader() && o.leader.as_deref() == Some(leader))
+}
+
+#[test]
+fn a_jco_node_and_wasmtime_nodes_share_one_election() {
+    let mut nodes = Nodes::new(bucket("runtimes"));
+    let limit = Duration::from_millis(u64::from(LEASE_MS) * 8);
+    let module = jco_module();
+
+    // A wasmtime node leads; the jco node follows it.
+    nodes.spawn(host_test_node(), "wasmtime-1");
+    nodes.wait_for("wasmtime-1 leads", limit, |h| {
+        led_after(h, "wasmtime-1", 0).is_some()
+    });
+    nodes.spawn(host_test::jco::elector_command(&module), "jco-1");
+    nodes.wait_for("jco-1 follows wasmtime-1", limit, |h| {
+        sees_leader(h, "jco-1", "wasmtime-1")
+    });
+
+    // The wasmtime leader crashes without releasing: the jco node takes over when the lease
+    // has expired, with a higher term.
+    let crashed_at = unix_ms() - nodes.epoch_unix_ms;
+    nodes.signal("wasmtime-1", "-KILL");
+    nodes.wait_for("jco-1 takes over", limit, |h| {
+        led_after(h, "jco-1", crashed_at).is_some()
+    });
+
+    // A new wasmtime node follows the jco leader; the jco leader resigns and hands over.
+    nodes.spawn(host_test_node(), "wasmtime-2");
+    nodes.wait_for("wasmtime-2 follows jco-1", limit, |h| {
+        sees_leader(h, "wasmtime-2", "jco-1")
+    });
+    let resigned_at = unix_ms() - nodes.epoch_unix_ms;
+    nodes.signal("jco-1", "-TERM");
+    nodes.wait_for("wasmtime-2 takes over", limit, |h| {
+        led_after(h, "wasmtime-2", resigned_at).is_some()
+    });
+    nodes.signal("wasmtime-2", "-TERM");
+
+    let h = nodes.history();
+    assert_invariants(&h);
+    let (_, first) = led_after(&h, "wasmtime-1", 0).unwrap();
+    let (_, second) = led_after(&h, "jco-1", crashed_at).unwrap();
+    let (_, third) = led_after(&h, "wasmtime-2", resigned_at).unwrap();
+    assert!(
+        first < second && second < third,
+        "terms {first}, {second}, {third}\n{}",
+        pretty(&h)
+    );
+    // The jco node resigned on SIGTERM: it reported the demotion before it exited.
+    assert!(
+        h.iter()
+            .any(|o| o.node == "jco-1" && o.events.iter().any(|e| e.contains("resigned"))),
+        "{}",
+        pretty(&h)
+    );
+}
+
+/// `wasmtime serve` of the composed edge worker (`make edge-worker`: the example worker with
+/// its election import filled by the component, through `wac plug`) as node `id`.
+struct Worker {
+    id: String,
+    port: u16,
+    child: Child,
+}
+
+impl Worker {
+    fn serve(bucket: &str, id: &str) -> Worker {
+        let root = host_test::workspace_dir();
+        let wasmtime = root.join("target/tools/bin/wasmtime");
+        let composed = root.join("target/edge-worker/edge-worker-composed.wasm");
+        for path in [&wasmtime, &composed] {
+            assert!(
+                path.exists(),
+                "{} is missing: run `make edge-worker` (make test does)",
+                path.display()
+            );
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = &env().store;
+        let vars = [
+            ("AWS_ENDPOINT_URL_S3", store.endpoint.clone()),
+            ("AWS_REGION", store.region.clone()),
+            ("AWS_ACCESS_KEY_ID", store.credentials.access_key_id.clone()),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                store.credentials.secret_access_key.clone(),
+            ),
+            ("S3E_BUCKET", bucket.to_string()),
+            ("S3E_NODE_ID", id.to_string()),
+            ("S3E_PREFIX", "edge/".to_string()),
+            ("S3E_LEASE_MS", LEASE_MS.to_string()),
+            (
+                "S3E_UNQUOTED_ETAGS",
+                env().profile.unquoted_etags.to_string(),
+            ),
+        ];
+        let mut cmd = Command::new(&wasmtime);
+        // -S cli: the worker reads its config with wasi:cli/environment.
+        cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")]);
+        for (name, value) in &vars {
+            cmd.args(["--env", &format!("{name}={value}")]);
+        }
+        let mut child = cmd
+            .arg(&composed)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start wasmtime serve");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("wasmtime serve exited with {status} (its stderr is above)");
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "wasmtime serve did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Worker {
+            id: id.to_string(),
+            port,
+            child,
+        }
+    }
+
+    /// One request; the answer's JSON.
+    fn call(&self, method: &str, path: &str) -> serde_json::Value {
+        let url = format!("http://127.0.0.1:{}{path}", self.port);
+        let response = match ureq::request(method, &url).call() {
+            Ok(r) => r,
+            Err(ureq::Error::Status(_, r)) => r,
+            Err(e) => panic!("{method} {url}: {e}"),
+        };
+        let status = response.status();
+        let text = response.into_string().unwrap();
+        assert_eq!(status, 200, "{method} {url}: {text}");
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+    }
+
+    /// `POST /tick`, recorded as an observation of this node.
+    fn tick(&self, history: &mut Vec<Observation>, epoch_unix_ms: u64) -> serde_json::Value {
+        let answer = self.call("POST", "/tick");
+        let leading = answer["is_leader"].as_bool().unwrap();
+        let line = serde_json::json!({
+            "unix_ms": unix_ms(),
+            "node": self.id,
+            "role": if leading { "leader" } else { "follower" },
+            "term": answer["term"],
+            "leader": answer["leader"],
+            "valid_ms": answer["valid_ms"],
+        });
+        history.push(Observation::from_json(&line, epoch_unix_ms).unwrap());
+        answer
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_composed_edge_worker_elects_under_wasmtime_serve() {
+    let b = bucket("edge-worker");
+    let (a, z) = (Worker::serve(&b, "worker-a"), Worker::serve(&b, "worker-z"));
+    let epoch = unix_ms();
+    let mut h = Vec::new();
+
+    // Nobody leads yet.
+    let before = z.call("GET", "/");
+    assert_eq!(before["leader"], serde_json::Value::Null, "{before}");
+
+    // The first tick takes the free lease; the other worker sees it held.
+    let first = a.tick(&mut h, epoch);
+    assert_eq!(first["is_leader"], true, "{first}");
+    // Term 1: the query before wrote nothing.
+    let term = first["term"].as_u64().unwrap();
+    assert_eq!(term, 1, "{first}");
+    let other = z.tick(&mut h, epoch);
+    assert_eq!(other["is_leader"], false, "{other}");
+    assert_eq!(other["leader"], "worker-a", "{other}");
+
+    // GET / reads without writing: who leads, am I leader, which term.
+    let seen_by_z = z.call("GET", "/");
+    assert_eq!(
+        (
+            &seen_by_z["leader"],
+            &seen_by_z["is_leader"],
+            &seen_by_z["term"]
+        ),
+        (&"worker-a".into(), &false.into(), &term.into()),
+        "{seen_by_z}"
+    );
+    assert_eq!(a.call("GET", "/")["is_leader"], true);
+
+    // A fresh instance of the leader renews its own lease: same term.
+    let renewed = a.tick(&mut h, epoch);
+    assert_eq!(
+        (&renewed["is_leader"], &renewed["term"]),
+        (&true.into(), &term.into()),
+        "{renewed}"
+    );
+
+    // The leader stops ticking: once the lease has expired, the other worker takes over
+    // with a higher term.
+    std::thread::sleep(Duration::from_millis(u64::from(LEASE_MS) + 500));
+    let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 4);
+    let taken = loop {
+        let t = z.tick(&mut h, epoch);
+        if t["is_leader"] == true || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(taken["is_leader"], true, "{taken}");
+    assert!(taken["term"].as_u64().unwrap() > term, "{taken}");
+    let seen_by_a = a.call("GET", "/");
+    assert_eq!(
+        (&seen_by_a["leader"], &seen_by_a["is_leader"]),
+        (&"worker-z".into(), &false.into()),
+        "{seen_by_a}"
+    );
+    assert_invariants(&h);
+}
