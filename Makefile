@@ -26,7 +26,7 @@ CEPH_DIR ?= target/ceph
 test-ceph: component edge-worker $(WASMTIME_CLI)
 	cargo build -p host-test
 	.ci/ceph.sh install
-	.ci/ceph.sh start $(CEPH_DIR)
+	.ci/ceph.sh start $(CEPH_DIR) || { .ci/ceph.sh stop $(CEPH_DIR); exit 1; }
 	. $(CEPH_DIR)/env && cargo test -p s3-election --tests; \
 	status=$$?; .ci/ceph.sh stop $(CEPH_DIR); exit $$status
 

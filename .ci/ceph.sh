@@ -58,6 +58,10 @@ mon warn on pool no redundancy = false
 osd pool default size = 1
 osd pool default min size = 1
 osd crush chooseleaf type = 0
+# The OSD is placed in the CRUSH map below. Left on, the OSD's own update at start can race
+# its first monitor session and abort it ("wrong fsid").
+osd crush update on start = false
+osd class update on start = false
 run dir = $DIR/run
 admin socket = $DIR/run/\$name.asok
 pid file = $DIR/run/\$name.pid
@@ -83,7 +87,11 @@ EOF
     OSD_ID=$(ceph -c "$CONF" osd new "$OSD_UUID")
     ceph-osd -c "$CONF" -i "$OSD_ID" --mkfs --osd-uuid "$OSD_UUID" 2>>"$DIR/log/mkfs.log"
     ceph -c "$CONF" osd crush add "osd.$OSD_ID" 1.0 root=default >/dev/null 2>&1
-    ceph-osd -c "$CONF" -i "$OSD_ID"
+    for attempt in 1 2 3; do
+        if ceph-osd -c "$CONF" -i "$OSD_ID" 2>>"$DIR/log/start.log"; then break; fi
+        [ "$attempt" = 3 ] && { echo "ceph: the OSD did not start; logs in $DIR/log" >&2; exit 1; }
+        sleep 1
+    done
     wait_for 30 "the OSD" sh -c "ceph -c '$CONF' osd stat | grep -q '1 up'"
 
     radosgw -c "$CONF" -n client.rgw.x
