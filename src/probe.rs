@@ -20,6 +20,8 @@ pub struct StoreProfile {
 enum Step {
     /// Create the scratch object: must succeed.
     Create,
+    /// A scratch object left by an interrupted probe blocks the create: remove it, once.
+    ClearLeftover,
     /// Create again: must fail (412).
     CreateAgain {
         etag: ETag,
@@ -48,10 +50,13 @@ pub struct Probe {
     step: Step,
     body: Vec<u8>,
     profile: StoreProfile,
+    /// A leftover scratch object was removed already.
+    cleared_leftover: bool,
 }
 
-/// Requests the probe needs at most.
-pub const MAX_PROBE_REQUESTS: usize = 8;
+/// Requests the probe needs at most: create, clear a leftover, create, create again, wrong
+/// ETag, quoted, unquoted, missing key, clean up.
+pub const MAX_PROBE_REQUESTS: usize = 9;
 
 impl Probe {
     pub fn new() -> Probe {
@@ -62,6 +67,7 @@ impl Probe {
                 unquoted_etags: false,
                 missing_key_is_404: false,
             },
+            cleared_leftover: false,
         }
     }
 
@@ -81,7 +87,7 @@ impl Probe {
             }
             Step::Unquoted { etag } => put(false, PutMode::Update(ETag(bare(etag).to_string()))),
             Step::MissingKey => put(true, wrong()),
-            Step::Cleanup => Request::DeleteProbe,
+            Step::ClearLeftover | Step::Cleanup => Request::DeleteProbe,
             Step::Done(_) => return None,
         })
     }
@@ -95,8 +101,22 @@ impl Probe {
             (Step::Done(d), _) => Step::Done(d),
             (_, Outcome::Fatal(e)) | (_, Outcome::Transient(e)) => Step::Done(Err(e)),
             (Step::Create, Outcome::Written { etag }) => Step::CreateAgain { etag },
-            // A scratch object left by an earlier probe: it exists, which is what we need.
-            (Step::Create, Outcome::PreconditionFailed) => Step::Create,
+            // The scratch object exists: left by an interrupted probe (remove it and start
+            // again), or, when that happened already, another probe with this node id runs.
+            (Step::Create, Outcome::PreconditionFailed) if !self.cleared_leftover => {
+                Step::ClearLeftover
+            }
+            (Step::Create, Outcome::PreconditionFailed) => Step::Done(Err(Error::Store {
+                status: 412,
+                code: "ProbeBusy".into(),
+                message: "the probe's scratch object came back after it was removed: \
+                          another probe with this node id is running"
+                    .into(),
+            })),
+            (Step::ClearLeftover, Outcome::Deleted | Outcome::NotFound) => {
+                self.cleared_leftover = true;
+                Step::Create
+            }
             (Step::CreateAgain { .. }, Outcome::Written { .. }) => unsupported(
                 "If-None-Match: * was ignored: a second create of the same key succeeded",
             ),
@@ -192,6 +212,32 @@ mod tests {
     }
 
     #[test]
+    fn a_scratch_object_left_by_an_interrupted_probe_is_cleared_first() {
+        let mut store = MemStore::new();
+        store.put_raw("e/probe/n", b"left over".to_vec(), 0);
+        let profile = probe(|r| store.apply(&keys(), r, 0)).unwrap();
+        assert!(!profile.unquoted_etags);
+        assert!(store.get_object("e/probe/n").is_none());
+    }
+
+    #[test]
+    fn a_create_that_keeps_failing_is_an_error_not_a_loop() {
+        // Another probe with this node id keeps recreating the scratch object.
+        let result = probe(|r| match r {
+            Request::PutProbe {
+                mode: PutMode::Create,
+                ..
+            } => Outcome::PreconditionFailed,
+            Request::DeleteProbe => Outcome::Deleted,
+            other => panic!("{other:?}"),
+        });
+        assert!(
+            matches!(&result, Err(Error::Store { code, .. }) if code == "ProbeBusy"),
+            "{result:?}"
+        );
+    }
+
+    #[test]
     fn a_store_that_ignores_conditions_is_refused() {
         let mut store = MemStore::new();
         let result = probe(|r| match r {
@@ -218,6 +264,8 @@ mod tests {
     #[test]
     fn a_store_that_matches_only_bare_etags_is_profiled_as_such() {
         let mut store = MemStore::new();
+        // With a leftover scratch object too: the longest probe still fits its bound.
+        store.put_raw("e/probe/n", b"left over".to_vec(), 0);
         let profile = probe(|r| match r {
             // Ceph RGW: a quoted If-Match never matches.
             Request::PutProbe {

@@ -52,6 +52,20 @@ async fn a_real_store_passes_and_the_scratch_object_is_removed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scratch_object_left_by_an_interrupted_probe_does_not_block_the_next() {
+    let b = bucket("probe-leftover");
+    let scratch = "tests/probed/probe/n1";
+    env().store.put_object(&b, scratch, b"left over").unwrap();
+    let profile = env()
+        .runtime
+        .probe_store(&s3_config(&b), &election("probed", "n1", 2000), Faults::new())
+        .await
+        .unwrap();
+    assert!(profile.is_ok(), "{profile:?}");
+    assert!(env().store.get_object(&b, scratch).unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_conditions_is_refused() {
     let faults = Faults::new();
     faults.serve_in_process(Arc::new(InProcessS3::ignoring_conditions()));
