@@ -757,7 +757,13 @@ impl Elector {
                 self.after_read(now, query);
             }
             Outcome::Fatal(e) => self.fail(now, e),
-            Outcome::Transient(e) => self.retry_read_later(now, e),
+            Outcome::Transient(e) => {
+                if query {
+                    // Not "nobody leads": the query's caller gets the error.
+                    self.fatal = Some(e.clone());
+                }
+                self.retry_read_later(now, e)
+            }
             Outcome::Conflict => self.retry_read_later(now, store_bug("409 to a GET")),
             Outcome::Written { .. }
             | Outcome::PreconditionFailed
@@ -887,11 +893,13 @@ impl Elector {
                 self.probe = None;
                 self.refused = Some(e.clone());
                 self.fatal = Some(e);
+                self.query_pending = false; // the query's answer is this error
             }
             Some(Err(e)) => {
                 // Could not finish (credentials, network): try again from the start later.
                 self.probe = Some(Probe::new());
                 self.fail(now, e);
+                self.query_pending = false;
             }
         }
     }

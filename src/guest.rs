@@ -162,6 +162,11 @@ impl api::GuestElector for ElectorResource {
         if let Some(e) = d.core.take_error() {
             return Err(to_wit(e));
         }
+        if d.core.query_pending() {
+            return Err(to_wit(Error::Transport(
+                "the query could not read the lease".into(),
+            )));
+        }
         Ok(d.core.queried_leader(now()).map(leader_to_wit))
     }
 }

@@ -1030,3 +1030,19 @@ fn a_query_reads_once_and_never_writes_not_even_a_free_lease() {
     let events = w.step(&mut Elector::new(c, later, 1), later);
     assert!(events.contains(&Event::Elected { term: 2 }), "{events:?}");
 }
+
+#[test]
+fn a_query_whose_read_fails_is_an_error_not_nobody() {
+    let mut w = World::new();
+    w.step(&mut elector("a"), at(0));
+    let mut observer = elector("obs");
+    observer.query();
+    let read = observer.poll_request(at(100));
+    assert!(matches!(read, Some(Request::Get { .. })), "{read:?}");
+    observer.handle_response(
+        at(100),
+        Outcome::Transient(Error::Transport("timeout".into())),
+    );
+    assert!(!observer.query_pending());
+    assert!(matches!(observer.take_error(), Some(Error::Transport(_))));
+}
