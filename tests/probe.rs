@@ -58,7 +58,11 @@ async fn a_scratch_object_left_by_an_interrupted_probe_does_not_block_the_next()
     env().store.put_object(&b, scratch, b"left over").unwrap();
     let profile = env()
         .runtime
-        .probe_store(&s3_config(&b), &election("probed", "n1", 2000), Faults::new())
+        .probe_store(
+            &s3_config(&b),
+            &election("probed", "n1", 2000),
+            Faults::new(),
+        )
         .await
         .unwrap();
     assert!(profile.is_ok(), "{profile:?}");

@@ -26,7 +26,8 @@ struct Nodes {
     bucket: String,
     epoch_unix_ms: u64,
     history: Arc<Mutex<Vec<Observation>>>,
-    children: Vec<(String, Child)>,
+    /// Each node's process and the thread reading its lines.
+    children: Vec<(String, Child, Option<std::thread::JoinHandle<()>>)>,
 }
 
 impl Nodes {
@@ -65,7 +66,7 @@ impl Nodes {
             .unwrap_or_else(|e| panic!("start {id}: {cmd:?}: {e}"));
         let stdout = child.stdout.take().unwrap();
         let (history, epoch, name) = (self.history.clone(), self.epoch_unix_ms, id.to_string());
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 let value: serde_json::Value = serde_json::from_str(&line)
                     .unwrap_or_else(|e| panic!("{name} printed a non-JSON line {line:?}: {e}"));
@@ -74,7 +75,7 @@ impl Nodes {
                 history.lock().unwrap().push(o);
             }
         });
-        self.children.push((id.to_string(), child));
+        self.children.push((id.to_string(), child, Some(reader)));
     }
 
     fn history(&self) -> Vec<Observation> {
@@ -96,12 +97,13 @@ impl Nodes {
         );
     }
 
-    /// SIGKILL (a crash: no release) or SIGTERM (the node resigns, then exits).
+    /// SIGKILL (a crash: no release) or SIGTERM (the node resigns, then exits). Returns once
+    /// the node's last line is in the history.
     fn signal(&mut self, id: &str, signal: &str) {
-        let (_, child) = self
+        let (_, child, reader) = self
             .children
             .iter_mut()
-            .find(|(name, _)| name == id)
+            .find(|(name, ..)| name == id)
             .unwrap_or_else(|| panic!("no node {id}"));
         let status = Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -109,12 +111,15 @@ impl Nodes {
             .unwrap();
         assert!(status.success());
         let _ = child.wait();
+        if let Some(reader) = reader.take() {
+            reader.join().expect("the line reader panicked (see above)");
+        }
     }
 }
 
 impl Drop for Nodes {
     fn drop(&mut self) {
-        for (_, child) in &mut self.children {
+        for (_, child, _) in &mut self.children {
             let _ = child.kill();
             let _ = child.wait();
         }
