@@ -69,6 +69,16 @@ async fn a_scratch_object_left_by_an_interrupted_probe_does_not_block_the_next()
     assert!(env().store.get_object(&b, scratch).unwrap().is_none());
 }
 
+/// The probe refused the store because a second create succeeded.
+fn assert_refused(answer: Result<api::StoreProfile, api::Error>) {
+    match answer {
+        Err(api::Error::ConditionalWritesUnsupported(why)) => {
+            assert!(why.contains("If-None-Match"), "{why}")
+        }
+        other => panic!("the store must be refused: {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_conditions_is_refused() {
     let faults = Faults::new();
@@ -80,12 +90,7 @@ async fn a_store_that_ignores_conditions_is_refused() {
         .probe_store(&s3, &election("probed", "n1", 2000), faults)
         .await
         .unwrap();
-    match answer {
-        Err(api::Error::ConditionalWritesUnsupported(why)) => {
-            assert!(why.contains("If-None-Match"), "{why}")
-        }
-        other => panic!("{other:?}"),
-    }
+    assert_refused(answer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -97,12 +102,7 @@ async fn s3rver_which_ignores_conditions_is_refused() {
         .probe_store(&s3, &election("probed", "n1", 2000), Faults::new())
         .await
         .unwrap();
-    match answer {
-        Err(api::Error::ConditionalWritesUnsupported(why)) => {
-            assert!(why.contains("If-None-Match"), "{why}")
-        }
-        other => panic!("s3rver must be refused: {other:?}"),
-    }
+    assert_refused(answer);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
