@@ -2,10 +2,11 @@
 //! wasi:random. Nothing here decides anything about the election.
 
 use crate::config::{ElectionConfig, Keys, S3Config, Secret, Timings};
-use crate::core::{self, Elector as Core, Outcome, Request, MAX_REQUESTS_PER_TICK};
+use crate::core::{self, Elector as Core, MAX_REQUESTS_PER_TICK};
 use crate::error::Error;
 use crate::members::QuorumConfig;
 use crate::probe::{Probe, MAX_PROBE_REQUESTS};
+use crate::protocol::{Outcome, Request};
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
 use crate::slot::{Claim, SlotClaim, MAX_SLOT_REQUESTS};
 use crate::time::Instant;

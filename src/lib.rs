@@ -2,8 +2,9 @@
 //!
 //! - [`core`]: the election state machine. No IO, no clock reads: time and store answers are
 //!   inputs, requests and events are outputs.
-//! - [`s3`]: builds and signs S3 requests, and turns HTTP answers into [`core::Outcome`]s,
-//!   normalising store quirks in one place.
+//! - [`protocol`]: the requests and store answers every sans-IO part shares.
+//! - [`s3`]: builds and signs S3 requests, and turns HTTP answers into
+//!   [`protocol::Outcome`]s, normalising store quirks in one place.
 //! - `guest` (wasm32 only): the WIT exports, driving the core with wasi:http and wasi:clocks.
 //! - [`members`]: the quorum of observers (heartbeats, listing, freshness).
 //! - [`slot`]: singleton jobs on a schedule (one winner per slot).
@@ -16,6 +17,7 @@ pub mod error;
 pub mod members;
 pub mod memstore;
 pub mod probe;
+pub mod protocol;
 pub mod record;
 pub mod s3;
 pub mod slot;

@@ -9,7 +9,7 @@
 //! LIST, whatever the number of members. A body that is not a member record of this version
 //! is reported as such and not counted.
 
-use crate::core::ETag;
+use crate::protocol::{ETag, ListEntry};
 use crate::time::Instant;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -76,15 +76,6 @@ impl MemberRecord {
         }
         Ok(r)
     }
-}
-
-/// One object from a LIST answer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ListEntry {
-    pub key: String,
-    pub etag: ETag,
-    /// Store clock, Unix milliseconds.
-    pub last_modified_ms: u64,
 }
 
 /// A member as the leader last judged it.

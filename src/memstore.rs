@@ -6,8 +6,7 @@
 //! real S3 servers.
 
 use crate::config::Keys;
-use crate::core::{ETag, Outcome, PutMode, Request};
-use crate::members::ListEntry;
+use crate::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]

@@ -4,8 +4,8 @@
 //! refused with [`Error::ConditionalWritesUnsupported`]: electing on it could make two
 //! leaders. Sans-IO, like the core; every step is one request.
 
-use crate::core::{ETag, Outcome, PutMode, Request};
 use crate::error::Error;
+use crate::protocol::{ETag, Outcome, PutMode, Request};
 
 /// What the probe learnt about the store.
 #[derive(Clone, Debug, PartialEq, Eq)]

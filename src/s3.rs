@@ -3,9 +3,8 @@
 //! here, in one place, so the core sees one S3.
 
 use crate::config::{Keys, S3Config};
-use crate::core::{ETag, Outcome, PutMode, Request};
 use crate::error::Error;
-use crate::members::ListEntry;
+use crate::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{
     sign, PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SigningSettings,

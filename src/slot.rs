@@ -6,8 +6,8 @@
 //! No lease has to expire, so a crashed worker never costs a slot. Sans-IO, like the core.
 
 use crate::config::ElectionConfig;
-use crate::core::{ETag, Outcome, PutMode, Request};
 use crate::error::Error;
+use crate::protocol::{ETag, Outcome, PutMode, Request};
 use serde::{Deserialize, Serialize};
 
 pub const SLOT_FORMAT: &str = "s3-election/slot/v1";

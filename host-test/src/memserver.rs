@@ -5,8 +5,8 @@
 
 use bytes::Bytes;
 use s3_election::config::Keys;
-use s3_election::core::{ETag, Outcome, PutMode, Request};
 use s3_election::memstore::MemStore;
+use s3_election::protocol::{ETag, Outcome, PutMode, Request};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

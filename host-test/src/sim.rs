@@ -19,9 +19,10 @@
 use crate::history::{self, Observation};
 use s3_election::config::{ElectionConfig, Keys, Timings};
 use s3_election::core::MAX_REQUESTS_PER_TICK;
-use s3_election::core::{Elector, Event, Mutation, Outcome, PutMode, Request, Role};
+use s3_election::core::{Elector, Event, Mutation, Role};
 use s3_election::members::QuorumConfig;
 use s3_election::memstore::MemStore;
+use s3_election::protocol::{Outcome, PutMode, Request};
 use s3_election::time::Instant;
 use s3_election::Error;
 use std::cmp::Reverse;

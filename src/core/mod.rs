@@ -29,8 +29,9 @@
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
-use crate::members::{CheckResult, ListEntry, MemberInfo, MemberRequest, Members};
+use crate::members::{CheckResult, MemberInfo, MemberRequest, Members};
 use crate::probe::{Probe, StoreProfile};
+use crate::protocol::{ETag, Outcome, PutMode, Request};
 use crate::record::{LeaseRecord, FORMAT};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -42,23 +43,6 @@ pub const MAX_REQUESTS_PER_TICK: usize = 4;
 /// How often a write that got `409 ConditionalRequestConflict` is sent again at once before it
 /// is settled by reading the record back.
 const MAX_CONFLICT_RETRIES: u8 = 3;
-
-/// An ETag exactly as the store returned it (quotes included).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct ETag(pub String);
-
-/// The condition of a PUT. There is deliberately no unconditional mode.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum PutMode {
-    /// `If-None-Match: *`: fails with 412 if the object exists.
-    Create,
-    /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag.
-    Update(ETag),
-    /// No condition at all. Exists only in mutation builds, for
-    /// [`Mutation::UnconditionalRenewal`]; the election never uses it.
-    #[cfg(feature = "mutations")]
-    Overwrite,
-}
 
 /// Deliberate protocol bugs, one at a time, to show that the simulator's checker catches each.
 /// They can only be switched on with the `mutations` feature ([`Elector::set_mutation`]).
@@ -74,70 +58,6 @@ pub enum Mutation {
     ConflictAsLost,
     /// Keep leading below quorum (never release for a lost quorum).
     IgnoreQuorum,
-}
-
-/// A request for the lease object, to be signed and sent by the IO layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Request {
-    /// GET; with `if_none_match`, an unchanged object is answered `304` without a body.
-    Get { if_none_match: Option<ETag> },
-    /// Conditional PUT of a JSON lease record.
-    Put { mode: PutMode, body: Vec<u8> },
-    /// PUT of this node's own member object (quorum heartbeats). Only this node writes it.
-    PutMember { body: Vec<u8> },
-    /// GET of one member object, to check its body.
-    GetMember { node: String },
-    /// ListObjectsV2 of the member objects.
-    ListMembers { continuation: Option<String> },
-    /// DELETE of this node's own member object (leaving).
-    DeleteMember,
-    /// GET of a singleton job's slot object (see [`crate::slot`]).
-    GetSlot,
-    /// Conditional PUT of a singleton job's slot object.
-    PutSlot { mode: PutMode, body: Vec<u8> },
-    /// Conditional PUT of the store probe's scratch object (or of a key that never exists).
-    PutProbe {
-        missing_key: bool,
-        mode: PutMode,
-        body: Vec<u8>,
-    },
-    /// DELETE of the probe's scratch object.
-    DeleteProbe,
-}
-
-/// What the store answered, already normalised across stores by the S3 layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// GET 200. Times are the store's own clock, in Unix seconds.
-    Found {
-        etag: ETag,
-        body: Vec<u8>,
-        last_modified: Option<u64>,
-        date: Option<u64>,
-    },
-    /// GET 304: unchanged since the ETag we sent.
-    NotModified { date: Option<u64> },
-    /// GET 404 `NoSuchKey`.
-    NotFound,
-    /// PUT 200.
-    Written { etag: ETag },
-    /// ListObjectsV2 200: one page, and the token of the next one.
-    Listed {
-        entries: Vec<ListEntry>,
-        continuation: Option<String>,
-        date: Option<u64>,
-    },
-    /// DELETE 204.
-    Deleted,
-    /// PUT 412, or 404 to `If-Match` on a missing key: the condition did not hold.
-    PreconditionFailed,
-    /// 409 `ConditionalRequestConflict`: a concurrent write; retry.
-    Conflict,
-    /// No usable answer (timeout, connection error, 5xx, throttling). A write may or may not
-    /// have been applied.
-    Transient(Error),
-    /// An answer that retrying will not change (credentials, missing bucket, …).
-    Fatal(Error),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
