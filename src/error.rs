@@ -21,6 +21,11 @@ pub enum Error {
     ConditionalWritesUnsupported(String),
     /// No answer: connection refused or reset, DNS failure, timeout. Retried by the elector.
     Transport(String),
+    /// An answer the protocol cannot use: malformed XML or JSON, a header it needs is missing
+    /// or unreadable, a value out of any sane range, a body larger than the limit. Nothing is
+    /// concluded from it; the elector retries, and the store (or a proxy in front of it)
+    /// needs a look if it persists.
+    BadAnswer(String),
     /// An answer we did not expect, with S3's error code when it sent one. 5xx and
     /// throttling are retried by the elector; other statuses need a human.
     Store {
@@ -46,6 +51,7 @@ impl fmt::Display for Error {
                 write!(f, "store does not honour conditional writes: {why}")
             }
             Error::Transport(why) => write!(f, "transport error: {why}"),
+            Error::BadAnswer(why) => write!(f, "unusable answer from the store: {why}"),
             Error::Store {
                 status,
                 code,

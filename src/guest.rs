@@ -494,6 +494,7 @@ fn to_wit(e: Error) -> api::Error {
         e @ Error::ForeignRecord { .. } => api::Error::ForeignRecord(e.to_string()),
         Error::ConditionalWritesUnsupported(why) => api::Error::ConditionalWritesUnsupported(why),
         Error::Transport(why) => api::Error::Transport(why),
+        Error::BadAnswer(why) => api::Error::Store(store(0, "BadAnswer".into(), why)),
         Error::Store {
             status,
             code,
