@@ -11,7 +11,7 @@ WASMTIME_CLI := $(TOOLS)/bin/wasmtime
 WAC := $(TOOLS)/bin/wac
 EDGE_WORKER := target/edge-worker/edge-worker-composed.wasm
 
-.PHONY: demo test test-ceph sim component edge-worker serve-edge-worker tools target lint fmt clean-venv
+.PHONY: demo test test-ceph sim fuzz fuzz-ci component edge-worker serve-edge-worker tools target lint fmt clean-venv
 
 demo: component
 	cargo run --quiet -p host-test -- demo
@@ -57,6 +57,15 @@ $(WAC):
 SIM_SEEDS ?= 100000
 sim:
 	cargo run --quiet -p host-test -- sim --seeds $(SIM_SEEDS)
+
+# Coverage-guided fuzzing of the store-facing parsers (tests/fuzz; needs nightly Rust, installs
+# cargo-fuzz if missing): a long campaign, and the short one CI runs.
+FUZZ_SECONDS ?= 600
+fuzz:
+	.ci/fuzz.sh $(FUZZ_SECONDS)
+
+fuzz-ci:
+	.ci/fuzz.sh 30
 
 # `cargo rustc --crate-type cdylib`, not `cargo build`: with crate-type = ["cdylib", "rlib"],
 # cargo silently drops `lto = true` (rust-lang/cargo#9672), and the component grows by ~25 %.

@@ -1,6 +1,22 @@
 //! The S3 layer, pure: [`build`] turns a core [`Request`] into a signed HTTP request, and
 //! [`classify`] turns an HTTP answer into a core [`Outcome`]. Store quirks are normalised
 //! here, in one place, so the core sees one S3.
+//!
+//! Whatever a store (or something posing as one) answers, nothing here may panic: outside
+//! tests the lints below forbid indexing and slicing, unchecked arithmetic, `unwrap`,
+//! `expect` and `panic!`, and every answer is bounded (entries per page, key, token and ETag
+//! lengths, years) before it reaches the core. An answer out of bounds is
+//! [`Error::BadAnswer`], transient: nothing is concluded from it.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use crate::config::{Keys, S3Config};
 use crate::error::Error;
@@ -12,6 +28,7 @@ use aws_sigv4::http_request::{
 };
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
+use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Largest answer body we read; lease records are tiny and error bodies are short.
@@ -34,8 +51,9 @@ impl Method {
     }
 }
 
-/// A signed request, split the way wasi:http wants it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A signed request, split the way wasi:http wants it. Its `Debug` shows everything but the
+/// value of `x-amz-security-token` (a secret).
+#[derive(Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: Method,
     pub https: bool,
@@ -48,6 +66,33 @@ pub struct HttpRequest {
     pub body: Vec<u8>,
 }
 
+/// Headers whose values are secrets: never shown by `Debug`.
+const SECRET_HEADERS: [&str; 1] = ["x-amz-security-token"];
+
+impl fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Headers<'a>(&'a [(String, String)]);
+        impl fmt::Debug for Headers<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_list()
+                    .entries(self.0.iter().map(|(name, value)| {
+                        let secret = SECRET_HEADERS.iter().any(|s| name.eq_ignore_ascii_case(s));
+                        (name, if secret { "<redacted>" } else { value.as_str() })
+                    }))
+                    .finish()
+            }
+        }
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("https", &self.https)
+            .field("authority", &self.authority)
+            .field("path", &self.path)
+            .field("headers", &Headers(&self.headers))
+            .field("body", &self.body)
+            .finish()
+    }
+}
+
 /// An answer as received.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -57,6 +102,8 @@ pub struct HttpResponse {
 }
 
 impl HttpResponse {
+    /// The value of header `name` (case-insensitive). A repeated header counts by its first
+    /// occurrence, the same for every reader of this answer.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -279,10 +326,13 @@ fn etag_header(cfg: &S3Config, etag: &ETag) -> String {
 }
 
 /// Normalise the answer to `request`. `bucket` is for the error message only.
+///
+/// Headers are looked up by [`HttpResponse::header`]: case-insensitive, and when a header is
+/// repeated the first occurrence counts (everywhere, so two readings never disagree).
 pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Outcome {
     let status = response.status;
-    let etag = || response.header("etag").map(|e| ETag(e.to_string()));
     let date = || response.header("date").and_then(unix_seconds);
+    let bad = |why: String| Outcome::Transient(Error::BadAnswer(why));
     let method = match request {
         Request::Put { .. }
         | Request::PutMember { .. }
@@ -293,92 +343,257 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
     };
     match (request, status) {
         (Request::ListMembers { .. }, 200) => match parse_list(&response.body) {
-            Some((entries, continuation)) => Outcome::Listed {
+            Ok((entries, continuation)) => Outcome::Listed {
                 entries,
                 continuation,
                 date: date(),
             },
-            None => Outcome::Transient(Error::Store {
-                status,
-                code: "MalformedListResult".into(),
-                message: "ListObjectsV2 answer could not be read".into(),
-            }),
+            Err(why) => bad(format!("ListObjectsV2 page: {why}")),
         },
-        (Request::Get { .. } | Request::GetMember { .. } | Request::GetSlot, 200) => match etag() {
-            Some(etag) => Outcome::Found {
-                etag,
-                body: response.body.clone(),
-                last_modified: response.header("last-modified").and_then(unix_seconds),
-                date: date(),
-            },
-            None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
-                "GET answer without an ETag".into(),
-            )),
-        },
+        (Request::Get { .. } | Request::GetMember { .. } | Request::GetSlot, 200) => {
+            match response.header("etag").map(read_etag) {
+                Some(Ok(etag)) => Outcome::Found {
+                    etag,
+                    body: response.body.clone(),
+                    last_modified: response.header("last-modified").and_then(unix_seconds),
+                    date: date(),
+                },
+                Some(Err(why)) => bad(format!("GET answer: {why}")),
+                None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
+                    "GET answer without an ETag".into(),
+                )),
+            }
+        }
         (Request::Get { .. }, 304) => Outcome::NotModified { date: date() },
-        // Every PUT (lease, member, slot, probe) succeeds the same way.
-        (_, 200 | 201 | 204) if method == Method::Put => match etag() {
-            Some(etag) => Outcome::Written { etag },
-            None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
-                "PUT answer without an ETag".into(),
-            )),
-        },
+        // Every PUT (lease, member, slot, probe) succeeds the same way. A garbled ETag says
+        // nothing about whether the write was applied: transient, so the writer reads back.
+        (_, 200 | 201 | 204) if method == Method::Put => {
+            match response.header("etag").map(read_etag) {
+                Some(Ok(etag)) => Outcome::Written { etag },
+                Some(Err(why)) => bad(format!("PUT answer: {why}")),
+                None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
+                    "PUT answer without an ETag".into(),
+                )),
+            }
+        }
         (_, 200 | 204) if method == Method::Delete => Outcome::Deleted,
-        _ => classify_error(method, status, &parse_error_body(&response.body), bucket),
+        (_, 100..=599) => classify_error(method, status, &parse_error_body(&response.body), bucket),
+        _ => bad(format!("HTTP status {status} is outside 100..=599")),
     }
 }
 
-/// The objects and the next continuation token of a ListObjectsV2 answer.
-fn parse_list(body: &[u8]) -> Option<(Vec<ListEntry>, Option<String>)> {
-    let text = std::str::from_utf8(body).ok()?;
+/// Most objects a ListObjectsV2 page may hold (S3's `max-keys` limit, and its default).
+pub const MAX_LIST_ENTRIES: usize = 1000;
+/// Longest S3 key, in bytes (UTF-8).
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Longest continuation token we send back. AWS's are ~100 bytes; 4 KiB is generous.
+pub const MAX_CONTINUATION_BYTES: usize = 4096;
+/// Longest ETag we accept (an MD5 ETag is 34 bytes, a multipart one a few more).
+pub const MAX_ETAG_BYTES: usize = 1024;
+/// Error codes and messages from the store are cut to this many characters for display.
+pub const MAX_DISPLAY_CHARS: usize = 512;
+/// How much of an error body is searched for `<Code>` and `<Message>`.
+const MAX_ERROR_BODY_BYTES: usize = 8 * 1024;
+/// Longer values of `Date` / `Last-Modified` are not HTTP dates (those are 29 bytes).
+const MAX_HTTP_DATE_BYTES: usize = 64;
+/// Longer values are not ISO 8601 timestamps of the kind S3 writes.
+const MAX_ISO8601_BYTES: usize = 64;
+/// 9999-12-31T23:59:59Z: a store time after it is not believed.
+pub const LATEST_UNIX_SECONDS: u64 = 253_402_300_799;
+
+/// An ETag as received (header, or decoded list field), if it is one we can send back in
+/// `If-Match`: not empty, at most [`MAX_ETAG_BYTES`] bytes, no control characters.
+pub fn read_etag(value: &str) -> Result<ETag, String> {
+    if value.is_empty() {
+        return Err("empty ETag".into());
+    }
+    if value.len() > MAX_ETAG_BYTES {
+        return Err(format!(
+            "ETag of {} bytes (at most {MAX_ETAG_BYTES})",
+            value.len()
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err("ETag with control characters".into());
+    }
+    Ok(ETag(value.to_string()))
+}
+
+/// The objects and the next continuation token of a ListObjectsV2 answer, or why the page
+/// cannot be used (nothing from such a page reaches the core).
+fn parse_list(body: &[u8]) -> Result<(Vec<ListEntry>, Option<String>), String> {
+    let text = std::str::from_utf8(body).map_err(|_| "not UTF-8".to_string())?;
     if !text.contains("<ListBucketResult") {
-        return None;
+        return Err("not a ListBucketResult".into());
     }
     let mut entries = Vec::new();
     let mut rest = text;
-    while let Some(start) = rest.find("<Contents>") {
-        let end = rest[start..].find("</Contents>")? + start;
-        let block = &rest[start..end];
+    while let Some((_, after)) = rest.split_once("<Contents>") {
+        if entries.len() >= MAX_LIST_ENTRIES {
+            return Err(format!("more than {MAX_LIST_ENTRIES} entries"));
+        }
+        let (block, after) = after
+            .split_once("</Contents>")
+            .ok_or_else(|| "<Contents> without </Contents>".to_string())?;
+        let key = list_field(block, "Key")?;
+        if key.is_empty() {
+            return Err("an empty key".into());
+        }
+        if key.len() > MAX_KEY_BYTES {
+            return Err(format!(
+                "a key of {} bytes (at most {MAX_KEY_BYTES})",
+                key.len()
+            ));
+        }
+        let etag = read_etag(&list_field(block, "ETag")?)?;
+        let modified = list_field(block, "LastModified")?;
+        let last_modified_ms = iso8601_ms(&modified).ok_or_else(|| {
+            format!(
+                "LastModified {:?} is not a time in years 1970..=9999",
+                for_display(&modified, 64)
+            )
+        })?;
         entries.push(ListEntry {
-            key: xml_field(block, "Key")?,
-            etag: ETag(xml_field(block, "ETag")?),
-            last_modified_ms: iso8601_ms(&xml_field(block, "LastModified")?)?,
+            key,
+            etag,
+            last_modified_ms,
         });
-        rest = &rest[end..];
+        rest = after;
     }
-    let truncated = xml_field(text, "IsTruncated").is_some_and(|t| t == "true");
+    let truncated = match xml_raw(text, "IsTruncated").map(str::trim) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(format!("IsTruncated is {:?}", for_display(other, 16))),
+    };
     let next = if truncated {
-        Some(xml_field(text, "NextContinuationToken")?)
+        let token = list_field(text, "NextContinuationToken")?;
+        if token.is_empty() {
+            return Err("IsTruncated with an empty NextContinuationToken".into());
+        }
+        if token.len() > MAX_CONTINUATION_BYTES {
+            return Err(format!(
+                "a continuation token of {} bytes (at most {MAX_CONTINUATION_BYTES})",
+                token.len()
+            ));
+        }
+        Some(token)
     } else {
         None
     };
-    Some((entries, next))
+    Ok((entries, next))
 }
 
-/// `2026-11-26T05:45:12.345Z` as Unix milliseconds.
+/// A text field of a list page, entities decoded; missing, holding markup or a malformed
+/// entity is an error.
+fn list_field(text: &str, tag: &str) -> Result<String, String> {
+    let raw = xml_raw(text, tag).ok_or_else(|| format!("no <{tag}>"))?;
+    if raw.contains('<') {
+        return Err(format!("markup inside <{tag}>"));
+    }
+    decode_entities(raw).ok_or_else(|| format!("a malformed entity in <{tag}>"))
+}
+
+/// `2026-11-26T05:45:12.345Z` as Unix milliseconds; `None` unless it is such a UTC time in
+/// the years 1970..=9999 (digits only, fields in range, up to nine fraction digits).
 pub fn iso8601_ms(value: &str) -> Option<u64> {
-    let v = value.trim().strip_suffix('Z')?;
-    let (date, time) = v.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
-    let ms: i64 = format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?;
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || hh > 23 || mm > 59 || ss > 60 {
+    let v = value.trim();
+    if v.len() > MAX_ISO8601_BYTES {
         return None;
     }
-    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    u64::try_from(((days * 24 + hh) * 60 + mm) * 60 + ss)
-        .ok()?
+    let v = v.strip_suffix('Z')?;
+    let (date, time) = v.split_once('T')?;
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (
+        number(d.next()?, 4)?,
+        number(d.next()?, 2)?,
+        number(d.next()?, 2)?,
+    );
+    let (hms, frac) = match time.split_once('.') {
+        Some((hms, frac)) => (hms, Some(frac)),
+        None => (time, None),
+    };
+    let mut t = hms.splitn(3, ':');
+    let (hh, mm, ss) = (
+        number(t.next()?, 2)?,
+        number(t.next()?, 2)?,
+        number(t.next()?, 2)?,
+    );
+    let ms = match frac {
+        None => 0,
+        Some(f) if f.is_empty() || f.len() > 9 || !f.bytes().all(|b| b.is_ascii_digit()) => {
+            return None
+        }
+        // Milliseconds: the first three digits, padded with zeros.
+        Some(f) => f
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .try_fold(0u64, |acc, b| {
+                acc.checked_mul(10)?
+                    .checked_add(u64::from(b.checked_sub(b'0')?))
+            })?,
+    };
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || day < 1
+        || day > days_in_month(y, m)
+        || hh > 23
+        || mm > 59
+        || ss > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(y, m, day)?;
+    days.checked_mul(86_400)?
+        .checked_add(hh.checked_mul(3600)?)?
+        .checked_add(mm.checked_mul(60)?)?
+        .checked_add(ss)?
         .checked_mul(1000)?
-        .checked_add(ms as u64)
+        .checked_add(ms)
+}
+
+/// 1 to `max_digits` ASCII digits (no sign, no spaces).
+fn number(s: &str, max_digits: usize) -> Option<u64> {
+    if s.is_empty() || s.len() > max_digits || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn days_in_month(y: u64, m: u64) -> u64 {
+    let leap = y.is_multiple_of(4) && (!y.is_multiple_of(100) || y.is_multiple_of(400));
+    match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a date in year ≥ 1970 (Howard Hinnant's days_from_civil).
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y.checked_sub(1)? } else { y };
+    let era = y.checked_div(400)?;
+    let yoe = y.checked_rem(400)?;
+    let mp = if m > 2 {
+        m.checked_sub(3)?
+    } else {
+        m.checked_add(9)?
+    };
+    let doy = mp
+        .checked_mul(153)?
+        .checked_add(2)?
+        .checked_div(5)?
+        .checked_add(d)?
+        .checked_sub(1)?;
+    let doe = yoe
+        .checked_mul(365)?
+        .checked_add(yoe.checked_div(4)?)?
+        .checked_sub(yoe.checked_div(100)?)?
+        .checked_add(doy)?;
+    era.checked_mul(146_097)?
+        .checked_add(doe)?
+        .checked_sub(719_468)
 }
 
 fn classify_error(method: Method, status: u16, err: &S3ErrorBody, bucket: &str) -> Outcome {
@@ -415,7 +630,8 @@ fn classify_error(method: Method, status: u16, err: &S3ErrorBody, bucket: &str) 
             "{status} {}: {}",
             err.code, err.message
         ))),
-        408 | 429 | 500 | 502 | 503 | 504 => Outcome::Transient(store()),
+        // Every other 5xx is the store's (or a proxy's) trouble: retry.
+        408 | 429 | 500..=599 => Outcome::Transient(store()),
         _ => Outcome::Fatal(store()),
     }
 }
@@ -428,38 +644,103 @@ pub struct S3ErrorBody {
     pub message: String,
 }
 
+/// The code and message of an error body, for display: cut to [`MAX_DISPLAY_CHARS`]
+/// characters (then ending in `…`), control characters replaced by spaces.
 pub fn parse_error_body(body: &[u8]) -> S3ErrorBody {
-    let text = String::from_utf8_lossy(&body[..body.len().min(8 * 1024)]);
+    let head = body.get(..MAX_ERROR_BODY_BYTES).unwrap_or(body);
+    let text = String::from_utf8_lossy(head);
+    let field = |tag: &str| {
+        xml_raw(&text, tag)
+            .map(|raw| {
+                let decoded = decode_entities(raw);
+                for_display(decoded.as_deref().unwrap_or(raw), MAX_DISPLAY_CHARS)
+            })
+            .unwrap_or_default()
+    };
     S3ErrorBody {
-        code: xml_field(&text, "Code").unwrap_or_default(),
-        message: xml_field(&text, "Message").unwrap_or_default(),
+        code: field("Code"),
+        message: field("Message"),
     }
 }
 
-fn xml_field(text: &str, tag: &str) -> Option<String> {
-    let open = format!("<{tag}>");
-    let close = format!("</{tag}>");
-    let start = text.find(&open)? + open.len();
-    let len = text[start..].find(&close)?;
-    let raw: String = text[start..start + len].chars().take(300).collect();
-    Some(
-        raw.replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&quot;", "\"")
-            .replace("&apos;", "'")
-            .replace("&amp;", "&"),
-    )
+/// The text between the first `<tag>` and the next `</tag>`, as sent (not decoded, not cut).
+fn xml_raw<'a>(text: &'a str, tag: &str) -> Option<&'a str> {
+    let (_, after) = text.split_once(format!("<{tag}>").as_str())?;
+    let (inner, _) = after.split_once(format!("</{tag}>").as_str())?;
+    Some(inner)
 }
 
-/// An HTTP date (`Date`, `Last-Modified`) as Unix seconds.
+/// XML text with its entities decoded in one pass: the five named ones (`&amp;quot;` is
+/// `&quot;`, not `"`) and numeric ones (`&#34;`, `&#x22;`, as MinIO writes list ETags).
+/// `None` for a bare `&`, an unknown entity or a character reference that is no character.
+pub fn decode_entities(raw: &str) -> Option<String> {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some((before, after)) = rest.split_once('&') {
+        out.push_str(before);
+        let (name, tail) = after.split_once(';')?;
+        let c = match name {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let reference = name.strip_prefix('#')?;
+                let (digits, radix) = match reference.strip_prefix('x') {
+                    Some(hex) => (hex, 16),
+                    None => (reference, 10),
+                };
+                // from_str_radix would take a sign; an entity has only digits.
+                if digits.is_empty()
+                    || digits.len() > 8
+                    || !digits.chars().all(|c| c.is_digit(radix))
+                {
+                    return None;
+                }
+                let code = u32::from_str_radix(digits, radix).ok()?;
+                char::from_u32(code).filter(|c| *c != '\0')?
+            }
+        };
+        out.push(c);
+        rest = tail;
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// `s` cut to `max` characters (char boundaries, then `…`), control characters as spaces:
+/// safe to put in an error message a person reads.
+fn for_display(s: &str, max: usize) -> String {
+    let mut out: String = s
+        .chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    if s.chars().nth(max).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// An HTTP date (`Date`, `Last-Modified`) as Unix seconds; `None` unless it is one, in the
+/// years 1970..=9999.
 pub fn unix_seconds(value: &str) -> Option<u64> {
-    let t = httpdate::parse_http_date(value.trim()).ok()?;
-    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
+    let value = value.trim();
+    if value.len() > MAX_HTTP_DATE_BYTES || !value.is_ascii() {
+        return None;
+    }
+    let t = httpdate::parse_http_date(value).ok()?;
+    let seconds = t.duration_since(UNIX_EPOCH).ok()?.as_secs();
+    (seconds <= LATEST_UNIX_SECONDS).then_some(seconds)
 }
 
-/// Unix milliseconds to `SystemTime` (the component gets wall-clock time as numbers).
+/// Unix milliseconds to `SystemTime` (the component gets wall-clock time as numbers). A
+/// value past what `SystemTime` holds (hundreds of millions of years) gives the epoch.
 pub fn system_time(unix_ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(unix_ms)
+    UNIX_EPOCH
+        .checked_add(Duration::from_millis(unix_ms))
+        .unwrap_or(UNIX_EPOCH)
 }
 
 #[cfg(test)]
@@ -817,7 +1098,368 @@ mod tests {
     #[test]
     fn error_bodies_are_read_defensively() {
         assert_eq!(parse_error_body(b"\xff\xfe<Code>"), S3ErrorBody::default());
+        // Only what is shown is cut: at MAX_DISPLAY_CHARS characters, then an ellipsis.
         let long = format!("<Code>{}</Code>", "x".repeat(5000));
-        assert_eq!(parse_error_body(long.as_bytes()).code.len(), 300);
+        let code = parse_error_body(long.as_bytes()).code;
+        assert_eq!(code.chars().count(), MAX_DISPLAY_CHARS + 1);
+        assert!(code.ends_with('…'));
+        // On a character boundary, whatever the characters.
+        let wide = format!("<Message>{}</Message>", "é€😀".repeat(400));
+        let message = parse_error_body(wide.as_bytes()).message;
+        assert_eq!(message.chars().count(), MAX_DISPLAY_CHARS + 1);
+        // Control characters (a terminal escape, say) never reach a log line.
+        let sneaky = "<Code>Slow\u{1b}[31mDown</Code><Message>a\nb\u{0}</Message>";
+        let e = parse_error_body(sneaky.as_bytes());
+        assert_eq!(e.code, "Slow [31mDown");
+        assert_eq!(e.message, "a b ");
+        // A malformed entity only costs the decoding.
+        assert_eq!(parse_error_body(b"<Code>a & b</Code>").code, "a & b");
+    }
+
+    #[test]
+    fn entities_are_decoded_once() {
+        assert_eq!(
+            decode_entities("&lt;&gt;&amp;&quot;&apos;").as_deref(),
+            Some("<>&\"'")
+        );
+        assert_eq!(decode_entities("&amp;quot;").as_deref(), Some("&quot;"));
+        assert_eq!(decode_entities("&amp;amp;").as_deref(), Some("&amp;"));
+        assert_eq!(decode_entities("&#34;abc&#34;").as_deref(), Some("\"abc\""));
+        assert_eq!(decode_entities("&#x22;&#x1F600;").as_deref(), Some("\"😀"));
+        assert_eq!(decode_entities("plain").as_deref(), Some("plain"));
+        for bad in [
+            "&",
+            "a & b",
+            "&nbsp;",
+            "&#;",
+            "&#x;",
+            "&#+34;",
+            "&#x+22;",
+            "&#-1;",
+            "&#0;",
+            "&#xD800;",
+            "&#x110000;",
+            "&#99999999999;",
+            "&#X22;",
+            "&#34",
+        ] {
+            assert_eq!(decode_entities(bad), None, "{bad:?}");
+        }
+    }
+
+    fn list_page(contents: &str, tail: &str) -> HttpResponse {
+        response(
+            200,
+            &[],
+            &format!("<ListBucketResult><Name>b</Name>{contents}{tail}</ListBucketResult>"),
+        )
+    }
+
+    fn entry(key: &str, etag: &str, modified: &str) -> String {
+        format!(
+            "<Contents><Key>{key}</Key><LastModified>{modified}</LastModified><ETag>{etag}</ETag></Contents>"
+        )
+    }
+
+    fn bad_answer(outcome: Outcome) -> String {
+        match outcome {
+            Outcome::Transient(Error::BadAnswer(why)) => why,
+            other => panic!("not a BadAnswer: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn list_etags_match_get_etags_whatever_the_escaping() {
+        // MinIO escapes the quotes of list ETags numerically, AWS by name, others not at all.
+        let list = Request::ListMembers { continuation: None };
+        let get = response(200, &[("ETag", "\"abc\"")], "{}");
+        let Outcome::Found { etag: got, .. } = classify(&GET, &get, "b") else {
+            panic!()
+        };
+        for written in [
+            "&#34;abc&#34;",
+            "&quot;abc&quot;",
+            "\"abc\"",
+            "&#x22;abc&#x22;",
+        ] {
+            let page = list_page(&entry("k", written, "2026-11-26T05:45:12Z"), "");
+            match classify(&list, &page, "b") {
+                Outcome::Listed { entries, .. } => assert_eq!(entries[0].etag, got, "{written}"),
+                other => panic!("{written}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn list_pages_out_of_bounds_are_bad_answers() {
+        let list = Request::ListMembers { continuation: None };
+        let t = "2026-11-26T05:45:12Z";
+        let ok = |contents: &str, tail: &str| match classify(&list, &list_page(contents, tail), "b")
+        {
+            Outcome::Listed {
+                entries,
+                continuation,
+                ..
+            } => (entries.len(), continuation),
+            other => panic!("{other:?}"),
+        };
+        // Exactly at the limits is fine.
+        let full = entry("k", "\"e\"", t).repeat(MAX_LIST_ENTRIES);
+        assert_eq!(ok(&full, "").0, MAX_LIST_ENTRIES);
+        let long_key = "k".repeat(MAX_KEY_BYTES);
+        assert_eq!(ok(&entry(&long_key, "\"e\"", t), "").0, 1);
+        let token = "t".repeat(MAX_CONTINUATION_BYTES);
+        let tail = format!(
+            "<IsTruncated>true</IsTruncated><NextContinuationToken>{token}</NextContinuationToken>"
+        );
+        assert_eq!(
+            ok("", &tail).1.map(|t| t.len()),
+            Some(MAX_CONTINUATION_BYTES)
+        );
+        // Keys longer than 300 characters are kept whole (the old parser cut them).
+        let key = format!("p/e/members/{}", "n".repeat(700));
+        match classify(&list, &list_page(&entry(&key, "\"e\"", t), ""), "b") {
+            Outcome::Listed { entries, .. } => assert_eq!(entries[0].key, key),
+            other => panic!("{other:?}"),
+        }
+        // One past any of them is not.
+        let too_many = format!("{full}{}", entry("k", "\"e\"", t));
+        let too_long_key = "k".repeat(MAX_KEY_BYTES + 1);
+        let too_long_token = format!(
+            "<IsTruncated>true</IsTruncated><NextContinuationToken>{}</NextContinuationToken>",
+            "t".repeat(MAX_CONTINUATION_BYTES + 1)
+        );
+        let long_etag = format!("\"{}\"", "e".repeat(MAX_ETAG_BYTES));
+        let cases = [
+            (too_many, String::new(), "more than 1000 entries"),
+            (
+                entry(&too_long_key, "\"e\"", t),
+                String::new(),
+                "a key of 1025 bytes",
+            ),
+            (
+                String::new(),
+                too_long_token,
+                "continuation token of 4097 bytes",
+            ),
+            (
+                String::new(),
+                "<IsTruncated>true</IsTruncated>".into(),
+                "no <NextContinuationToken>",
+            ),
+            (
+                String::new(),
+                "<IsTruncated>true</IsTruncated><NextContinuationToken></NextContinuationToken>"
+                    .into(),
+                "empty NextContinuationToken",
+            ),
+            (
+                String::new(),
+                "<IsTruncated>maybe</IsTruncated>".into(),
+                "IsTruncated",
+            ),
+            (
+                entry("k", "\"e\"", "1969-12-31T23:59:59Z"),
+                String::new(),
+                "LastModified",
+            ),
+            (
+                entry("k", "\"e\"", "10000-01-01T00:00:00Z"),
+                String::new(),
+                "LastModified",
+            ),
+            (
+                entry("k", "\"e\"", "2026-1１-26T05:45:12Z"),
+                String::new(),
+                "LastModified",
+            ),
+            (entry("k", &long_etag, t), String::new(), "ETag of"),
+            (entry("k", "\"e\u{7}\"", t), String::new(), "control"),
+            (entry("k", "", t), String::new(), "empty ETag"),
+            (entry("", "\"e\"", t), String::new(), "an empty key"),
+            (
+                entry("a & b", "\"e\"", t),
+                String::new(),
+                "malformed entity in <Key>",
+            ),
+            (
+                entry("<b>k</b>", "\"e\"", t),
+                String::new(),
+                "markup inside <Key>",
+            ),
+            (
+                "<Contents><Key>k</Key>".into(),
+                String::new(),
+                "without </Contents>",
+            ),
+        ];
+        for (contents, tail, why) in cases {
+            let got = bad_answer(classify(&list, &list_page(&contents, &tail), "b"));
+            assert!(got.contains(why), "{got:?} should say {why:?}");
+        }
+        assert!(
+            bad_answer(classify(&list, &response(200, &[], "\u{fffd}"), "b"))
+                .contains("not a ListBucketResult")
+        );
+        assert!(bad_answer(classify(
+            &list,
+            &HttpResponse {
+                status: 200,
+                headers: vec![],
+                body: vec![0xff]
+            },
+            "b"
+        ))
+        .contains("UTF-8"));
+    }
+
+    #[test]
+    fn etag_headers_are_checked() {
+        let create = put(PutMode::Create);
+        for bad in [
+            String::new(),
+            format!("\"{}\"", "e".repeat(MAX_ETAG_BYTES)),
+            "\"a\rb\"".into(),
+            "\"a\u{0}\"".into(),
+        ] {
+            let answer = response(200, &[("ETag", bad.as_str())], "{}");
+            assert!(bad_answer(classify(&GET, &answer, "b")).starts_with("GET answer"));
+            assert!(bad_answer(classify(&create, &answer, "b")).starts_with("PUT answer"));
+        }
+        // A missing ETag keeps its meaning: the store cannot do compare-and-swap.
+        assert!(matches!(
+            classify(&GET, &response(200, &[], "{}"), "b"),
+            Outcome::Fatal(Error::ConditionalWritesUnsupported(_))
+        ));
+        // Repeated headers: the first one counts, for every header.
+        let twice = response(
+            200,
+            &[
+                ("ETag", "\"first\""),
+                ("etag", "\"second\""),
+                ("Date", "Thu, 26 Nov 2026 04:51:49 GMT"),
+                ("DATE", "Thu, 26 Nov 2026 04:59:59 GMT"),
+            ],
+            "{}",
+        );
+        match classify(&GET, &twice, "b") {
+            Outcome::Found { etag, date, .. } => {
+                assert_eq!(etag, ETag("\"first\"".into()));
+                assert_eq!(date, unix_seconds("Thu, 26 Nov 2026 04:51:49 GMT"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_5xx_but_501_is_transient() {
+        let create = put(PutMode::Create);
+        for status in (500..=599).filter(|s| *s != 501) {
+            for request in [&GET, &create, &Request::DeleteMember] {
+                assert!(
+                    matches!(
+                        classify(request, &response(status, &[], ""), "b"),
+                        Outcome::Transient(Error::Store { status: s, .. }) if s == status
+                    ),
+                    "{status}"
+                );
+            }
+        }
+        assert!(matches!(
+            classify(&create, &response(501, &[], ""), "b"),
+            Outcome::Fatal(Error::ConditionalWritesUnsupported(_))
+        ));
+        // Redirects and other statuses S3 does not send us need a human, with the code shown.
+        assert!(matches!(
+            classify(&GET, &response(307, &[("Location", "http://x/")], ""), "b"),
+            Outcome::Fatal(Error::Store { status: 307, .. })
+        ));
+        // Not an HTTP status at all: nothing is concluded.
+        for status in [0, 99, 600, 999, u16::MAX] {
+            bad_answer(classify(&GET, &response(status, &[], ""), "b"));
+        }
+    }
+
+    #[test]
+    fn http_dates_are_read_or_ignored() {
+        assert_eq!(unix_seconds("Thu, 01 Jan 1970 00:00:00 GMT"), Some(0));
+        assert_eq!(
+            unix_seconds("Fri, 31 Dec 9999 23:59:59 GMT"),
+            Some(LATEST_UNIX_SECONDS)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "Thu, 26 Nov 2026 04:51:49 GMT\u{e9}",
+            "Thu, 26 Nov 2026 04:51:49 GMTé",
+            "Thü, 26 Nov 2026 04:51:49 GMT",
+            "Thu, 26 Nov 2026 04:51:49 GMT                                                         x",
+        ] {
+            assert_eq!(unix_seconds(bad), None, "{bad:?}");
+        }
+        let answer = response(
+            200,
+            &[
+                ("ETag", "\"x\""),
+                ("Last-Modified", "Thu, 26 Nov 2026 04:51:40 GMT€"),
+                ("Date", "…"),
+            ],
+            "{}",
+        );
+        assert!(matches!(
+            classify(&GET, &answer, "b"),
+            Outcome::Found {
+                last_modified: None,
+                date: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn iso8601_never_panics_on_odd_text() {
+        for odd in [
+            "2026-11-26T05:45:12.éZ",
+            "2026-11-26T05:45:12.1éZ",
+            "2026-11-26T05:45:12.€€€€Z",
+            "2026-11-26T05:45:12.Z",
+            "2026-11-26T05:45:12.1234567890Z",
+            "+2026-11-26T05:45:12Z",
+            "2026-+1-26T05:45:12Z",
+            "2026-02-30T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "9999999999999999999-01-01T00:00:00Z",
+            "2026-11-26T24:00:00Z",
+            "é",
+            "Z",
+            "T",
+        ] {
+            assert_eq!(iso8601_ms(odd), None, "{odd:?}");
+        }
+        assert_eq!(iso8601_ms("2024-02-29T00:00:00Z"), Some(1_709_164_800_000));
+        assert_eq!(
+            iso8601_ms("9999-12-31T23:59:59.999Z"),
+            Some(LATEST_UNIX_SECONDS * 1000 + 999)
+        );
+        assert_eq!(
+            iso8601_ms("2026-11-26T05:45:12.345678Z"),
+            iso8601_ms("2026-11-26T05:45:12.345Z")
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_session_token() {
+        let mut c = cfg();
+        c.session_token = Some(Secret::new("FwoGZXIvYXdzEBYaDSECRETSESSIONTOKEN"));
+        let r = build(&c, &keys(), &GET, system_time(T)).unwrap();
+        let shown = format!("{r:?}");
+        let pretty = format!("{r:#?}");
+        for text in [&shown, &pretty] {
+            assert!(!text.contains("SECRETSESSIONTOKEN"), "{text}");
+            assert!(text.contains("x-amz-security-token"), "{text}");
+            assert!(text.contains("<redacted>"), "{text}");
+            // Everything else is still shown.
+            assert!(text.contains("authorization") && text.contains("/elections/p/e/lease"));
+        }
     }
 }
