@@ -59,15 +59,19 @@ pub struct Timings {
     pub grace: Duration,
     /// Largest clock-rate error assumed between any two nodes, in parts per million.
     pub max_drift_ppm: u32,
-    /// Timeout for one request (connect, first byte, and between bytes).
+    /// Deadline for one request, whole: connect, headers and the complete body.
     pub request_timeout: Duration,
+    /// Stateless takeover compares the store's `Date` with a record's `Last-Modified`. A proxy
+    /// that rewrites `Date` (nginx does by default) or a store with several gateways can stamp
+    /// them with different clocks; takeover waits this much longer to cover that.
+    pub store_clock_skew: Duration,
 }
 
 impl Timings {
     /// Client-go's proportions (15 s / 10 s / 2 s), scaled to `lease`: renew deadline 2/3 of the
     /// lease, retry period 2/15, renew interval 1/3 (three renewals per lease instead of
     /// client-go's one per retry period: cheaper, still two retries before the deadline),
-    /// grace 1/15, drift 1 %.
+    /// grace 1/15, drift 1 %, store clock skew 1 s.
     pub fn for_lease(lease: Duration) -> Timings {
         let retry_period = lease * 2 / 15;
         Timings {
@@ -78,18 +82,26 @@ impl Timings {
             grace: lease / 15,
             max_drift_ppm: 10_000,
             request_timeout: retry_period,
+            store_clock_skew: Duration::from_secs(1),
         }
     }
 
     /// `d` shrunk by the drift bound: what a node may count on from a duration measured by
     /// a clock that may run fast.
     pub fn shrink_by_drift(&self, d: Duration) -> Duration {
-        d - d * self.max_drift_ppm / 1_000_000
+        d.saturating_sub(self.drift_of(d))
     }
 
     /// The least grace that covers the drift of a lease of this length.
     pub fn drift_allowance(&self, lease: Duration) -> Duration {
-        lease * self.max_drift_ppm / 1_000_000 + Duration::from_millis(1)
+        self.drift_of(lease)
+            .saturating_add(Duration::from_millis(1))
+    }
+
+    /// `d × max_drift_ppm / 10^6`, without overflow for any `d`.
+    fn drift_of(&self, d: Duration) -> Duration {
+        let nanos = d.as_nanos().saturating_mul(u128::from(self.max_drift_ppm)) / 1_000_000;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
     }
 }
 
@@ -178,6 +190,11 @@ fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
 }
 
 pub const MAX_NAME_LEN: usize = 128;
+/// Smallest clock-rate bound accepted (see [`Timings::validate`]).
+pub const MIN_DRIFT_PPM: u32 = 1_000;
+/// Election names that would put an election's keys among another election's member or probe
+/// objects (`<prefix>a/members/…`, `<prefix>a/probe/…` with prefix `<prefix>a/`).
+pub const RESERVED_NAMES: [&str; 2] = ["members", "probe"];
 pub const MAX_PREFIX_LEN: usize = 512;
 pub const MAX_METADATA_LEN: usize = 4096;
 
@@ -227,6 +244,15 @@ fn check_prefix(value: &str) -> Result<(), ConfigError> {
 impl ElectionConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_name("name", &self.name)?;
+        if RESERVED_NAMES.contains(&self.name.as_str()) {
+            return Err(invalid(
+                "name",
+                format!(
+                    "`{}` is reserved: its keys would mix with another election's members or probe",
+                    self.name
+                ),
+            ));
+        }
         check_name("node-id", &self.node_id)?;
         check_prefix(&self.key_prefix)?;
         if self.metadata.len() > MAX_METADATA_LEN {
@@ -277,8 +303,13 @@ impl Timings {
         if self.lease < Duration::from_millis(100) || self.lease > Duration::from_secs(3600) {
             return Err(invalid("lease-ms", "must be between 100 ms and 1 hour"));
         }
-        if self.max_drift_ppm > 100_000 {
-            return Err(invalid("max-drift-ppm", "must be at most 100000 (10 %)"));
+        // NTP slews a clock by up to 500 ppm, so two nodes' clocks may differ by 1000 ppm
+        // even when both are synchronised.
+        if !(MIN_DRIFT_PPM..=100_000).contains(&self.max_drift_ppm) {
+            return Err(invalid(
+                "max-drift-ppm",
+                format!("must be between {MIN_DRIFT_PPM} (NTP's slew between two clocks) and 100000 (10 %)"),
+            ));
         }
         let usable_lease = self.shrink_by_drift(self.lease);
         if self.renew_deadline >= usable_lease {
@@ -319,6 +350,9 @@ impl Timings {
                 "request-timeout-ms",
                 "must be above zero and at most the renew deadline",
             ));
+        }
+        if self.store_clock_skew > Duration::from_secs(3600) {
+            return Err(invalid("store-clock-skew-ms", "must be at most one hour"));
         }
         Ok(())
     }
@@ -457,6 +491,34 @@ mod tests {
         let mut c = election();
         c.timings.max_drift_ppm = 200_000;
         assert_eq!(field_of(c.validate()), "max-drift-ppm");
+        // Zero drift cannot be true of two NTP-slewed clocks.
+        for ppm in [0, 500, 999] {
+            let mut c = election();
+            c.timings.max_drift_ppm = ppm;
+            assert_eq!(field_of(c.validate()), "max-drift-ppm", "{ppm}");
+        }
+    }
+
+    #[test]
+    fn drift_arithmetic_never_overflows() {
+        let t = Timings {
+            max_drift_ppm: 100_000,
+            ..Timings::default()
+        };
+        assert_eq!(
+            t.shrink_by_drift(Duration::MAX),
+            Duration::MAX - t.drift_of(Duration::MAX)
+        );
+        assert!(t.drift_allowance(Duration::MAX) > Duration::ZERO);
+    }
+
+    #[test]
+    fn names_that_collide_with_member_and_probe_keys_are_reserved() {
+        for reserved in RESERVED_NAMES {
+            let mut c = election();
+            c.name = reserved.into();
+            assert_eq!(field_of(c.validate()), "name", "{reserved}");
+        }
     }
 
     #[test]

@@ -17,6 +17,13 @@ use std::time::Duration;
 
 pub const MEMBER_FORMAT: &str = "s3-election/member/v1";
 
+/// Largest member body read as a member record (a node id and at most 4 KiB of metadata).
+pub const MAX_MEMBER_BYTES: usize = 8 * 1024;
+/// A quorum check gives up (and counts as failed) past this many LIST pages or listed
+/// objects: a store that always says "truncated" must not grow memory or time without end.
+pub const MAX_LIST_PAGES: usize = 64;
+pub const MAX_LISTED_MEMBERS: usize = 4 * 1000;
+
 /// Quorum settings; `size == 1` disables quorum and every member request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuorumConfig {
@@ -63,6 +70,12 @@ impl MemberRecord {
 
     /// The record, if `bytes` is a member record of this version for `node`.
     pub fn decode(bytes: &[u8], node: &str) -> Result<MemberRecord, String> {
+        if bytes.len() > MAX_MEMBER_BYTES {
+            return Err(format!(
+                "{} bytes, larger than any member record",
+                bytes.len()
+            ));
+        }
         let r: MemberRecord =
             serde_json::from_slice(bytes).map_err(|_| "not a JSON member record".to_string())?;
         if r.format != MEMBER_FORMAT {
@@ -72,7 +85,13 @@ impl MemberRecord {
             ));
         }
         if r.node != node {
-            return Err(format!("record names {:?}, key names {node:?}", r.node));
+            return Err(format!(
+                "record names {:?}, key names {node:?}",
+                crate::record::truncate(&r.node, 64)
+            ));
+        }
+        if r.metadata.len() > crate::config::MAX_METADATA_LEN {
+            return Err("metadata longer than any node may publish".into());
         }
         Ok(r)
     }
@@ -113,6 +132,7 @@ struct Check {
     entries: Vec<ListEntry>,
     continuation: Option<String>,
     listed: bool,
+    pages: usize,
     date_ms: Option<u64>,
 }
 
@@ -238,7 +258,11 @@ impl Members {
                     .is_none_or(|(etag, _)| *etag != e.etag)
             })
             .map(|e| MemberRequest::Get {
-                node: e.key[self.prefix.len()..].to_string(),
+                node: e
+                    .key
+                    .get(self.prefix.len()..)
+                    .unwrap_or_default()
+                    .to_string(),
             })
     }
 
@@ -272,26 +296,37 @@ impl Members {
         }
     }
 
-    /// A LIST page arrived. Keys that are not `<prefix><node-id>` are ignored.
+    /// A LIST page arrived. Keys that are not `<prefix><node-id>` (deeper keys belong to
+    /// nobody's membership) are ignored. Too many pages or objects is an error: the check
+    /// fails, and a leader counts that as an unconfirmed quorum.
     pub fn listed(
         &mut self,
         entries: Vec<ListEntry>,
         continuation: Option<String>,
         date_s: Option<u64>,
-    ) {
+    ) -> Result<(), crate::Error> {
         let Some(check) = self.check.as_mut() else {
-            return;
+            return Ok(());
         };
-        check.entries.extend(
-            entries
-                .into_iter()
-                .filter(|e| e.key.starts_with(&self.prefix) && e.key.len() > self.prefix.len()),
-        );
-        check.date_ms = date_s.map(|s| s * 1000).or(check.date_ms);
+        check.pages = check.pages.saturating_add(1);
+        let prefix = &self.prefix;
+        check.entries.extend(entries.into_iter().filter(|e| {
+            e.key
+                .strip_prefix(prefix.as_str())
+                .is_some_and(|node| !node.is_empty() && !node.contains('/'))
+        }));
+        if check.pages > MAX_LIST_PAGES || check.entries.len() > MAX_LISTED_MEMBERS {
+            self.check = None;
+            return Err(crate::Error::BadAnswer(format!(
+                "the member listing goes on past {MAX_LIST_PAGES} pages or {MAX_LISTED_MEMBERS} objects"
+            )));
+        }
+        check.date_ms = date_s.map(|s| s.saturating_mul(1000)).or(check.date_ms);
         match continuation {
             Some(token) => check.continuation = Some(token),
             None => check.listed = true,
         }
+        Ok(())
     }
 
     /// A member body arrived (or `None`: it vanished).
@@ -340,12 +375,14 @@ impl Members {
         let ttl_ms = self.cfg.member_ttl.as_millis() as u64;
         let mut view = Vec::new();
         for e in &check.entries {
-            let node = &e.key[self.prefix.len()..];
-            let verdict = &self.verified[&e.key].1;
+            let node = e.key.get(self.prefix.len()..).unwrap_or_default();
+            let Some((_, verdict)) = self.verified.get(&e.key) else {
+                continue; // every listed body was verified above
+            };
             // `Date` is truncated to the second: the true age may be up to 999 ms more.
             let age_ms = check
                 .date_ms
-                .map(|d| (d + 999).saturating_sub(e.last_modified_ms));
+                .map(|d| d.saturating_add(999).saturating_sub(e.last_modified_ms));
             let (metadata, problem) = match verdict {
                 Ok(r) => (r.metadata.clone(), None),
                 Err(why) => (String::new(), Some(why.clone())),

@@ -158,6 +158,13 @@ impl MemStore {
         self.objects.remove(key);
     }
 
+    /// Put back an earlier version as it was, `Last-Modified` and ETag included: what S3 does
+    /// when the newest version of an object is deleted from a versioned bucket.
+    pub fn restore(&mut self, key: &str, version: StoredObject) {
+        self.writes += 1;
+        self.objects.insert(key.to_string(), version);
+    }
+
     /// Number of writes so far.
     pub fn writes(&self) -> u64 {
         self.writes

@@ -3,7 +3,9 @@
 //! `<prefix><name>/slot`, naming the last slot claimed. A worker claims slot N with a
 //! conditional write (create with `If-None-Match: *`, or `If-Match` the ETag it read when the
 //! object names an earlier slot): of all workers firing for slot N, exactly one write succeeds.
-//! No lease has to expire, so a crashed worker never costs a slot. Sans-IO, like the core.
+//! No lease has to expire, so a crashed worker never costs a slot. A claim is won only by the
+//! write that carries its own nonce, never by the node id in the record, so workers that share
+//! an id still run each slot once. Sans-IO, like the core.
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
@@ -171,16 +173,16 @@ impl SlotClaim {
                 mode: PutMode::Create,
                 record,
             },
-            Some((_, r))
-                if r.slot > self.slot || (r.slot == self.slot && r.holder != self.node_id) =>
-            {
-                Step::Done(Ok(Claim::Lost {
-                    holder: r.holder,
-                    slot: r.slot,
-                }))
+            // Ours already: this very claim's write (same nonce) landed.
+            Some((_, r)) if r.slot == self.slot && r.nonce == self.nonce => {
+                Step::Done(Ok(Claim::Won))
             }
-            // Ours already (a retry of the same claim by the same worker).
-            Some((_, r)) if r.slot == self.slot => Step::Done(Ok(Claim::Won)),
+            // Claimed by another claim, even one naming our node id: workers that share an id
+            // (replicas of one deployment) must not all run the job.
+            Some((_, r)) if r.slot >= self.slot => Step::Done(Ok(Claim::Lost {
+                holder: r.holder,
+                slot: r.slot,
+            })),
             Some((etag, _)) => Step::Write {
                 mode: PutMode::Update(etag),
                 record,
@@ -217,7 +219,9 @@ mod tests {
         lose_first_answer: bool,
     ) -> Result<Claim, Error> {
         let c = config(node);
-        let mut claim = SlotClaim::new(&c, slot, format!("{node}-{slot}"));
+        static CLAIMS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = CLAIMS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut claim = SlotClaim::new(&c, slot, format!("{node}-{slot}-{n}"));
         let mut lose = lose_first_answer;
         for _ in 0..MAX_SLOT_REQUESTS {
             let Some(req) = claim.poll_request() else {
@@ -246,6 +250,26 @@ mod tests {
         }
     }
 
+    /// Replicas of one deployment that share a node id: still exactly one runs each slot.
+    #[test]
+    fn workers_sharing_a_node_id_still_win_each_slot_once() {
+        let mut store = MemStore::new();
+        for slot in 1..=5 {
+            let wins = (0..3)
+                .filter(|i| {
+                    let c = config("replica");
+                    let mut claim = SlotClaim::new(&c, slot, format!("nonce-{slot}-{i}"));
+                    while let Some(req) = claim.poll_request() {
+                        let outcome = store.apply(&c.keys(), &req, 0);
+                        claim.handle_response(outcome);
+                    }
+                    claim.result() == Some(&Ok(Claim::Won))
+                })
+                .count();
+            assert_eq!(wins, 1, "slot {slot}");
+        }
+    }
+
     #[test]
     fn an_old_slot_is_never_claimed_again_and_a_lost_answer_is_read_back() {
         let mut store = MemStore::new();
@@ -263,8 +287,11 @@ mod tests {
         );
         assert_eq!(
             claim(&mut store, "a", 7, false),
-            Ok(Claim::Won),
-            "idempotent for its holder"
+            Ok(Claim::Lost {
+                holder: "a".into(),
+                slot: 7
+            }),
+            "a second claim of the same slot loses, even by the same worker id"
         );
     }
 

@@ -364,6 +364,12 @@ pub fn mutation_name(m: Mutation) -> &'static str {
         Mutation::TakeoverByRecordTimestamp => "record-timestamp",
         Mutation::ConflictAsLost => "conflict-as-lost",
         Mutation::IgnoreQuorum => "ignore-quorum",
+        Mutation::TrustNodeId => "trust-node-id",
+        Mutation::CreateLeaseOnMissing => "create-lease-on-missing",
+        Mutation::ReleaseAtQuorumLoss => "release-at-quorum-loss",
+        Mutation::IgnoreFailedQuorumChecks => "ignore-failed-quorum-checks",
+        Mutation::NoStoreClockSkewMargin => "no-store-clock-skew-margin",
+        Mutation::UnboundedMembers => "unbounded-members",
     }
 }
 
@@ -374,12 +380,18 @@ pub fn parse_mutation(name: &str) -> Option<Mutation> {
         .find(|m| mutation_name(*m) == name)
 }
 
-pub const ALL_MUTATIONS: [Mutation; 5] = [
+pub const ALL_MUTATIONS: [Mutation; 11] = [
     Mutation::UnconditionalRenewal,
     Mutation::NoDriftMargin,
     Mutation::TakeoverByRecordTimestamp,
     Mutation::ConflictAsLost,
     Mutation::IgnoreQuorum,
+    Mutation::TrustNodeId,
+    Mutation::CreateLeaseOnMissing,
+    Mutation::ReleaseAtQuorumLoss,
+    Mutation::IgnoreFailedQuorumChecks,
+    Mutation::NoStoreClockSkewMargin,
+    Mutation::UnboundedMembers,
 ];
 
 // ----- the simulation ----------------------------------------------------------------------------
