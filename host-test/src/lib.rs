@@ -8,6 +8,7 @@ pub mod cluster;
 pub mod cron;
 pub mod faults;
 pub mod history;
+pub mod hostile;
 pub mod jco;
 pub mod memserver;
 pub mod ministack;
