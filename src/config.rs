@@ -358,6 +358,85 @@ impl Timings {
     }
 }
 
+/// Timings as the WIT interface carries them: every field optional. Unset ones take the
+/// defaults of [`Timings::for_lease`], and a few follow the ones that are set (the request
+/// timeout follows the retry period, as client-go's do).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimingSettings {
+    pub lease_ms: Option<u32>,
+    pub renew_deadline_ms: Option<u32>,
+    pub retry_period_ms: Option<u32>,
+    pub renew_interval_ms: Option<u32>,
+    pub grace_ms: Option<u32>,
+    pub max_drift_ppm: Option<u32>,
+    pub request_timeout_ms: Option<u32>,
+    pub store_clock_skew_ms: Option<u32>,
+}
+
+/// A quorum as the WIT interface carries it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct QuorumSettings {
+    pub size: u32,
+    pub heartbeat_interval_ms: Option<u32>,
+    pub member_ttl_ms: Option<u32>,
+    pub grace_ms: Option<u32>,
+}
+
+fn ms(v: u32) -> Duration {
+    Duration::from_millis(u64::from(v))
+}
+
+impl TimingSettings {
+    pub fn resolve(&self) -> Timings {
+        let mut t = Timings::for_lease(self.lease_ms.map_or(Timings::default().lease, ms));
+        if let Some(v) = self.renew_deadline_ms {
+            t.renew_deadline = ms(v);
+        }
+        if let Some(v) = self.retry_period_ms {
+            t.retry_period = ms(v);
+            t.request_timeout = ms(v);
+        }
+        if let Some(v) = self.renew_interval_ms {
+            t.renew_interval = ms(v);
+        }
+        if let Some(v) = self.grace_ms {
+            t.grace = ms(v);
+        }
+        if let Some(v) = self.max_drift_ppm {
+            t.max_drift_ppm = v;
+        }
+        if let Some(v) = self.request_timeout_ms {
+            t.request_timeout = ms(v);
+        }
+        if let Some(v) = self.store_clock_skew_ms {
+            t.store_clock_skew = ms(v);
+        }
+        t
+    }
+}
+
+impl QuorumSettings {
+    /// The quorum for an election with this lease; `None` settings: quorum off.
+    pub fn resolve(settings: Option<&QuorumSettings>, lease: Duration) -> QuorumConfig {
+        let mut q = QuorumConfig::disabled_for_lease(lease);
+        let Some(s) = settings else {
+            return q;
+        };
+        q.size = s.size;
+        if let Some(v) = s.heartbeat_interval_ms {
+            q.heartbeat_interval = ms(v);
+            q.member_ttl = (ms(v) * 3).max(Duration::from_secs(3));
+        }
+        if let Some(v) = s.member_ttl_ms {
+            q.member_ttl = ms(v);
+        }
+        if let Some(v) = s.grace_ms {
+            q.grace = ms(v);
+        }
+        q
+    }
+}
+
 impl S3Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let rest = self
@@ -606,6 +685,35 @@ mod tests {
             break_it(&mut c);
             assert_eq!(field_of(c.validate()), field);
         }
+    }
+
+    #[test]
+    fn unset_settings_take_the_defaults_and_follow_the_ones_set() {
+        assert_eq!(TimingSettings::default().resolve(), Timings::default());
+        let t = TimingSettings {
+            lease_ms: Some(3000),
+            retry_period_ms: Some(300),
+            ..TimingSettings::default()
+        }
+        .resolve();
+        assert_eq!(t.lease, Duration::from_secs(3));
+        assert_eq!(t.renew_deadline, Duration::from_secs(2));
+        assert_eq!(
+            t.request_timeout,
+            Duration::from_millis(300),
+            "follows the retry period"
+        );
+        let q = QuorumSettings::resolve(None, t.lease);
+        assert!(!q.enabled());
+        let q = QuorumSettings::resolve(
+            Some(&QuorumSettings {
+                size: 3,
+                heartbeat_interval_ms: Some(2000),
+                ..QuorumSettings::default()
+            }),
+            t.lease,
+        );
+        assert_eq!((q.size, q.member_ttl), (3, Duration::from_secs(6)));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The WIT exports: thin glue that drives the sans-IO core with wasi:http, wasi:clocks and
+//! The WIT exports: thin glue that drives the sans-IO machines with wasi:http, wasi:clocks and
 //! wasi:random. Nothing here decides anything about the election.
 
-use crate::config::{ElectionConfig, Keys, S3Config, Secret, Timings};
+use crate::config::{
+    ElectionConfig, Keys, QuorumSettings, S3Config, Secret, TimingSettings, Timings,
+};
 use crate::core::{self, Elector as Core, MAX_REQUESTS_PER_TICK};
 use crate::error::Error;
-use crate::members::QuorumConfig;
 use crate::probe::{Probe, MAX_PROBE_REQUESTS};
 use crate::protocol::{Outcome, Request};
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
@@ -23,6 +24,7 @@ use exports::s3_election::election::election as api;
 use wasi::clocks::{monotonic_clock, wall_clock};
 use wasi::http::outgoing_handler;
 use wasi::http::types as http;
+use wasi::io::poll::{self, Pollable};
 use wasi::io::streams::StreamError;
 
 struct Component;
@@ -33,13 +35,15 @@ impl api::Guest for Component {
 
     fn claim_slot(
         s3: api::S3Config,
-        job: api::ElectionConfig,
+        job: api::Job,
         slot: u64,
     ) -> Result<api::SlotClaim, api::Error> {
-        let (s3, job) = (s3_config(s3), election_config(job));
-        s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
-        job.validate()
-            .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        let s3 = valid_s3(s3)?;
+        let job = valid(ElectionConfig {
+            node_id: job.node_id,
+            metadata: job.metadata,
+            ..config_for(&job.election)
+        })?;
         let random = wasi::random::random::get_random_u64;
         let mut claim = SlotClaim::new(&job, slot, format!("{:016x}{:016x}", random(), random()));
         let keys = job.keys();
@@ -68,13 +72,14 @@ impl api::Guest for Component {
 
     fn probe_store(
         s3: api::S3Config,
-        election: api::ElectionConfig,
+        election: api::ElectionRef,
+        prober: String,
     ) -> Result<api::StoreProfile, api::Error> {
-        let (s3, election) = (s3_config(s3), election_config(election));
-        s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
-        election
-            .validate()
-            .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        let s3 = valid_s3(s3)?;
+        let election = valid(ElectionConfig {
+            node_id: prober,
+            ..config_for(&election)
+        })?;
         let keys = election.keys();
         let mut probe = Probe::new();
         for _ in 0..MAX_PROBE_REQUESTS {
@@ -103,6 +108,20 @@ impl api::Guest for Component {
             None => Err(to_wit(Error::Transport("the probe did not finish".into()))),
         }
     }
+
+    fn who_leads(
+        s3: api::S3Config,
+        election: api::ElectionRef,
+    ) -> Result<Option<api::LeaderInfo>, api::Error> {
+        // A stateless observer that never writes: its node id is never used in a request.
+        let config = valid(ElectionConfig {
+            node_id: "who-leads".into(),
+            stateless: true,
+            ..config_for(&election)
+        })?;
+        let mut driver = Driver::new(valid_s3(s3)?, config);
+        driver.query()
+    }
 }
 
 pub struct ElectorResource {
@@ -119,20 +138,10 @@ struct Driver {
 
 impl api::GuestElector for ElectorResource {
     fn open(s3: api::S3Config, election: api::ElectionConfig) -> Result<api::Elector, api::Error> {
-        let s3 = s3_config(s3);
-        let election = election_config(election);
-        s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
-        election
-            .validate()
-            .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
-        let driver = Driver {
-            keys: election.keys(),
-            request_timeout: election.timings.request_timeout,
-            core: Core::new(election, now(), wasi::random::random::get_random_u64()),
-            s3,
-        };
+        let s3 = valid_s3(s3)?;
+        let election = valid(election_config(election))?;
         Ok(api::Elector::new(ElectorResource {
-            inner: RefCell::new(driver),
+            inner: RefCell::new(Driver::new(s3, election)),
         }))
     }
 
@@ -140,6 +149,11 @@ impl api::GuestElector for ElectorResource {
         let mut d = self.inner.borrow_mut();
         let requests = d.step();
         d.finish(requests)
+    }
+
+    fn status(&self) -> api::Status {
+        let d = self.inner.borrow();
+        status_to_wit(d.core.status(now()), Vec::new(), 0)
     }
 
     fn resign(&self) -> Result<api::Status, api::Error> {
@@ -155,24 +169,44 @@ impl api::GuestElector for ElectorResource {
     }
 
     fn query_leader(&self) -> Result<Option<api::LeaderInfo>, api::Error> {
+        self.inner.borrow_mut().query()
+    }
+
+    fn set_credentials(&self, credentials: api::Credentials) {
         let mut d = self.inner.borrow_mut();
-        d.core.query();
-        // Only the query's own requests (the probe if it has not run, then one read): no
-        // takeover, renewal or heartbeat goes out on a query.
-        d.send_while(MAX_PROBE_REQUESTS + 1, Core::query_pending);
-        if let Some(e) = d.core.take_error() {
-            return Err(to_wit(e));
-        }
-        if d.core.query_pending() {
-            return Err(to_wit(Error::Transport(
-                "the query could not read the lease".into(),
-            )));
-        }
-        Ok(d.core.queried_leader(now()).map(leader_to_wit))
+        let (key, secret, token) = credentials_of(credentials);
+        d.s3.access_key_id = key;
+        d.s3.secret_access_key = secret;
+        d.s3.session_token = token;
     }
 }
 
 impl Driver {
+    fn new(s3: S3Config, election: ElectionConfig) -> Driver {
+        Driver {
+            keys: election.keys(),
+            request_timeout: election.timings.request_timeout,
+            core: Core::new(election, now(), wasi::random::random::get_random_u64()),
+            s3,
+        }
+    }
+
+    /// Only the query's own requests (the probe if it has not run, then one read): no
+    /// takeover, renewal or heartbeat goes out on a query.
+    fn query(&mut self) -> Result<Option<api::LeaderInfo>, api::Error> {
+        self.core.query();
+        self.send_while(MAX_PROBE_REQUESTS + 1, Core::query_pending);
+        if let Some(e) = self.core.take_error() {
+            return Err(to_wit(e));
+        }
+        if self.core.query_pending() {
+            return Err(to_wit(Error::Transport(
+                "the query could not read the lease".into(),
+            )));
+        }
+        Ok(self.core.queried_leader(now()).map(leader_to_wit))
+    }
+
     /// After resign or leave: send the release, and say whether it was confirmed.
     fn finish_release(&mut self) -> Result<api::Status, api::Error> {
         let requests = self.step();
@@ -199,7 +233,7 @@ impl Driver {
                 break;
             };
             sent += 1;
-            let outcome = self.exchange(&request);
+            let outcome = exchange(&self.s3, &self.keys, self.request_timeout, &request);
             self.core.handle_response(now(), outcome);
             if self.core.store_profile().is_some_and(|p| p.unquoted_etags) {
                 self.s3.unquoted_etags = true; // the probe found the store needs bare ETags
@@ -208,34 +242,16 @@ impl Driver {
         sent as u32
     }
 
-    fn exchange(&self, request: &Request) -> Outcome {
-        exchange(&self.s3, &self.keys, self.request_timeout, request)
-    }
-
     fn finish(&mut self, requests: u32) -> Result<api::Status, api::Error> {
         if let Some(e) = self.core.take_error() {
             // Events stay queued for the next successful call.
             return Err(to_wit(e));
         }
-        let now = now();
-        let status = self.core.status(now);
+        let status = self.core.status(now());
         let events = std::iter::from_fn(|| self.core.poll_event())
             .map(event_to_wit)
             .collect();
-        Ok(api::Status {
-            role: match status.role {
-                core::Role::Leader => api::Role::Leader,
-                core::Role::Follower => api::Role::Follower,
-            },
-            leader: status.leader.map(leader_to_wit),
-            fencing_token: status.fencing_token,
-            valid_ms: status.valid_for.as_millis() as u64,
-            next_tick_ms: status.next_step_in.as_millis() as u64,
-            events,
-            last_error: status.last_error.map(to_wit),
-            requests,
-            members: status.members.into_iter().map(member_to_wit).collect(),
-        })
+        Ok(status_to_wit(status, events, requests))
     }
 }
 
@@ -256,7 +272,10 @@ fn exchange_raw(
     request: &Request,
 ) -> (Option<u16>, Outcome) {
     let wall = wall_clock::now();
-    let unix_ms = wall.seconds * 1000 + u64::from(wall.nanoseconds / 1_000_000);
+    let unix_ms = wall
+        .seconds
+        .saturating_mul(1000)
+        .saturating_add(u64::from(wall.nanoseconds / 1_000_000));
     let http_request = match s3::build(s3, keys, request, s3::system_time(unix_ms)) {
         Ok(r) => r,
         Err(e) => return (None, Outcome::Fatal(e)),
@@ -272,9 +291,70 @@ fn exchange_raw(
 
 // ----- wasi:http ---------------------------------------------------------------------------------
 
-/// Send one request and read the whole answer (bounded), with timeouts on every phase.
+/// The deadline passed.
+#[derive(Debug, PartialEq, Eq)]
+struct Late;
+
+/// Write `bytes` as the request body and finish it. `Ok` also when the stream refused the
+/// bytes (the store answered early and closed it): the answer tells what happened.
+fn write_body(body: http::OutgoingBody, bytes: &[u8], deadline: u64) -> Result<(), Late> {
+    let mut refused = false;
+    if let Ok(stream) = body.write() {
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            if !ready_by(&stream.subscribe(), deadline) {
+                return Err(Late);
+            }
+            let Ok(room) = stream.check_write() else {
+                refused = true;
+                break;
+            };
+            let n = usize::try_from(room).unwrap_or(usize::MAX).min(rest.len());
+            let (chunk, tail) = rest.split_at(n);
+            if stream.write(chunk).is_err() {
+                refused = true;
+                break;
+            }
+            rest = tail;
+        }
+        // An empty body (GET, DELETE with `Content-Length: 0`) is closed as soon as it is
+        // opened: there is nothing to flush.
+        if !refused && !bytes.is_empty() {
+            refused = stream.flush().is_err();
+            if !refused && !ready_by(&stream.subscribe(), deadline) {
+                return Err(Late);
+            }
+        }
+    }
+    if !refused {
+        let _ = http::OutgoingBody::finish(body, None);
+    }
+    Ok(())
+}
+
+/// Waits for `pollable` until the monotonic clock reaches `deadline`; false if it did not
+/// become ready in time.
+fn ready_by(pollable: &Pollable, deadline: u64) -> bool {
+    if pollable.ready() {
+        return true;
+    }
+    let timer = monotonic_clock::subscribe_instant(deadline);
+    let ready = poll::poll(&[pollable, &timer]);
+    ready.contains(&0)
+}
+
+/// Send one request and read the whole answer (at most `s3::MAX_BODY_BYTES`), all within one
+/// deadline: a store that dribbles its answer, or never finishes it, costs at most `timeout`.
 fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error> {
     let transport = |what: &str, detail: String| Error::Transport(format!("{what}: {detail}"));
+    let nanos = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+    let deadline = monotonic_clock::now().saturating_add(nanos);
+    let late = || {
+        Error::Transport(format!(
+            "no complete answer within the request timeout ({} ms)",
+            timeout.as_millis()
+        ))
+    };
     let headers = http::Fields::new();
     for (name, value) in &request.headers {
         headers
@@ -298,8 +378,8 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
     let _ = outgoing.set_authority(Some(&request.authority));
     let _ = outgoing.set_path_with_query(Some(&request.path));
 
+    // The runtime's own timeouts too, so that it gives up on its side as well.
     let options = http::RequestOptions::new();
-    let nanos = timeout.as_nanos() as u64;
     let _ = options.set_connect_timeout(Some(nanos));
     let _ = options.set_first_byte_timeout(Some(nanos));
     let _ = options.set_between_bytes_timeout(Some(nanos));
@@ -309,20 +389,15 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
         .map_err(|_| transport("request body", "unavailable".into()))?;
     let pending = outgoing_handler::handle(outgoing, Some(options))
         .map_err(|e| transport("request refused", format!("{e:?}")))?;
-    {
-        let stream = body
-            .write()
-            .map_err(|_| transport("request body", "no stream".into()))?;
-        for chunk in request.body.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| transport("writing request body", format!("{e:?}")))?;
-        }
+    // A store may answer (a 412, say) before it has read the body, and close it: a failed
+    // body write is not the outcome. The answer is, or its absence.
+    let written = write_body(body, &request.body, deadline);
+    if written == Err(Late) {
+        return Err(late());
     }
-    http::OutgoingBody::finish(body, None)
-        .map_err(|e| transport("finishing request body", format!("{e:?}")))?;
-
-    pending.subscribe().block();
+    if !ready_by(&pending.subscribe(), deadline) {
+        return Err(late());
+    }
     let response = match pending.get() {
         Some(Ok(Ok(r))) => r,
         Some(Ok(Err(code))) => return Err(transport("no answer", format!("{code:?}"))),
@@ -344,11 +419,17 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
             .stream()
             .map_err(|_| transport("answer body", "no stream".into()))?;
         loop {
-            match stream.blocking_read(16 * 1024) {
+            if !ready_by(&stream.subscribe(), deadline) {
+                return Err(late());
+            }
+            match stream.read(16 * 1024) {
                 Ok(chunk) => {
                     bytes.extend_from_slice(&chunk);
                     if bytes.len() > s3::MAX_BODY_BYTES {
-                        return Err(transport("answer body", "too large".into()));
+                        return Err(Error::BadAnswer(format!(
+                            "answer body larger than {} bytes",
+                            s3::MAX_BODY_BYTES
+                        )));
                     }
                 }
                 Err(StreamError::Closed) => break,
@@ -368,68 +449,104 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
 
 // ----- WIT <-> crate types -----------------------------------------------------------------------
 
-fn s3_config(c: api::S3Config) -> S3Config {
-    S3Config {
+fn valid_s3(c: api::S3Config) -> Result<S3Config, api::Error> {
+    let (access_key_id, secret_access_key, session_token) = credentials_of(c.credentials);
+    let s3 = S3Config {
         endpoint: c.endpoint,
         region: c.region,
         bucket: c.bucket,
         path_style: c.path_style,
-        access_key_id: c.access_key_id,
-        secret_access_key: Secret::new(c.secret_access_key),
-        session_token: c.session_token.map(Secret::new),
+        access_key_id,
+        secret_access_key,
+        session_token,
         unquoted_etags: c.unquoted_etags,
+    };
+    s3.validate().map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+    Ok(s3)
+}
+
+fn credentials_of(c: api::Credentials) -> (String, Secret, Option<Secret>) {
+    (
+        c.access_key_id,
+        Secret::new(c.secret_access_key),
+        c.session_token.map(Secret::new),
+    )
+}
+
+fn valid(config: ElectionConfig) -> Result<ElectionConfig, api::Error> {
+    config
+        .validate()
+        .map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+    Ok(config)
+}
+
+/// An election config with all defaults (and no node id yet).
+fn config_for(election: &api::ElectionRef) -> ElectionConfig {
+    let timings = Timings::default();
+    ElectionConfig {
+        name: election.name.clone(),
+        node_id: String::new(),
+        key_prefix: election.key_prefix.clone(),
+        timings,
+        metadata: String::new(),
+        stateless: false,
+        probe_store: false,
+        quorum: QuorumSettings::resolve(None, timings.lease),
     }
 }
 
 fn election_config(c: api::ElectionConfig) -> ElectionConfig {
-    let ms = |v: u32| Duration::from_millis(u64::from(v));
-    let mut t = Timings::for_lease(c.lease_ms.map_or(Timings::default().lease, ms));
-    if let Some(v) = c.renew_deadline_ms {
-        t.renew_deadline = ms(v);
-    }
-    if let Some(v) = c.retry_period_ms {
-        t.retry_period = ms(v);
-        if c.request_timeout_ms.is_none() {
-            t.request_timeout = ms(v);
-        }
-    }
-    if let Some(v) = c.renew_interval_ms {
-        t.renew_interval = ms(v);
-    }
-    if let Some(v) = c.grace_ms {
-        t.grace = ms(v);
-    }
-    if let Some(v) = c.max_drift_ppm {
-        t.max_drift_ppm = v;
-    }
-    if let Some(v) = c.request_timeout_ms {
-        t.request_timeout = ms(v);
-    }
-    let mut quorum = QuorumConfig::disabled_for_lease(t.lease);
-    if let Some(v) = c.quorum {
-        quorum.size = v;
-    }
-    if let Some(v) = c.heartbeat_interval_ms {
-        quorum.heartbeat_interval = ms(v);
-        if c.member_ttl_ms.is_none() {
-            quorum.member_ttl = (ms(v) * 3).max(Duration::from_secs(3));
-        }
-    }
-    if let Some(v) = c.member_ttl_ms {
-        quorum.member_ttl = ms(v);
-    }
-    if let Some(v) = c.quorum_grace_ms {
-        quorum.grace = ms(v);
-    }
+    let timings = c
+        .timings
+        .map_or_else(TimingSettings::default, |t| TimingSettings {
+            lease_ms: t.lease_ms,
+            renew_deadline_ms: t.renew_deadline_ms,
+            retry_period_ms: t.retry_period_ms,
+            renew_interval_ms: t.renew_interval_ms,
+            grace_ms: t.grace_ms,
+            max_drift_ppm: t.max_drift_ppm,
+            request_timeout_ms: t.request_timeout_ms,
+            store_clock_skew_ms: t.store_clock_skew_ms,
+        });
+    let timings = timings.resolve();
+    let quorum = c.quorum.map(|q| QuorumSettings {
+        size: q.size,
+        heartbeat_interval_ms: q.heartbeat_interval_ms,
+        member_ttl_ms: q.member_ttl_ms,
+        grace_ms: q.grace_ms,
+    });
     ElectionConfig {
-        name: c.name,
         node_id: c.node_id,
-        key_prefix: c.key_prefix,
-        timings: t,
         metadata: c.metadata,
         stateless: c.stateless,
-        probe_store: c.probe_store.unwrap_or(false),
-        quorum,
+        probe_store: c.probe_store,
+        timings,
+        quorum: QuorumSettings::resolve(quorum.as_ref(), timings.lease),
+        ..config_for(&c.election)
+    }
+}
+
+fn status_to_wit(status: core::Status, events: Vec<api::Event>, requests: u32) -> api::Status {
+    api::Status {
+        role: match status.role {
+            core::Role::Leader => api::Role::Leader,
+            core::Role::Follower => api::Role::Follower,
+        },
+        leader: status.leader.map(leader_to_wit),
+        fencing_token: status.fencing_token,
+        valid_ms: u64::try_from(status.valid_for.as_millis()).unwrap_or(u64::MAX),
+        next_tick_ms: u64::try_from(status.next_step_in.as_millis()).unwrap_or(u64::MAX),
+        events,
+        last_error: status.last_error.map(to_wit),
+        requests,
+        members: status.members.into_iter().map(member_to_wit).collect(),
+        problems: status
+            .problems
+            .into_iter()
+            .map(|p| match p {
+                core::Problem::DuplicateNodeId => api::Problem::DuplicateNodeId,
+            })
+            .collect(),
     }
 }
 
@@ -494,7 +611,7 @@ fn to_wit(e: Error) -> api::Error {
         e @ Error::ForeignRecord { .. } => api::Error::ForeignRecord(e.to_string()),
         Error::ConditionalWritesUnsupported(why) => api::Error::ConditionalWritesUnsupported(why),
         Error::Transport(why) => api::Error::Transport(why),
-        Error::BadAnswer(why) => api::Error::Store(store(0, "BadAnswer".into(), why)),
+        Error::BadAnswer(why) => api::Error::BadAnswer(why),
         Error::Store {
             status,
             code,

@@ -36,8 +36,7 @@ async fn exactly_one_worker_runs_the_job_in_each_slot() {
         runs.last().unwrap().winners.first().map(String::as_str)
     );
     // Firing an old slot again finds it taken.
-    let mut job = host_test::election_config("report", "late-worker", "tests/");
-    job.stateless = true;
+    let job = host_test::job("report", "late-worker", "tests/");
     let late = env()
         .runtime
         .claim_slot(

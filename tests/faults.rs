@@ -104,20 +104,42 @@ async fn error_statuses_are_retried_without_losing_the_lease() {
 async fn a_cut_answer_is_settled_by_reading_the_nonce_back() {
     let b = bucket("fault-cut");
     let mut c = cluster(&b);
-    // The node's first write creates the lease: the store applies it, the answer is lost.
     let faults = Faults::new();
-    faults.inject(Rule::times(Fault::CutResponse, Target::LeaseWrites, 1));
     c.start_with_faults(election("cut", "solo", LEASE), faults.clone())
         .await
         .unwrap();
+    // The node first writes a vacancy; once it is there, cut the answer to the next lease
+    // write (the acquisition): the store applies it, the node never hears.
+    let vacancy = || {
+        env()
+            .store
+            .get_object(&b, "tests/cut/lease")
+            .unwrap()
+            .is_some()
+    };
+    for _ in 0..100 {
+        if vacancy() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(vacancy(), "the vacancy was written");
+    faults.inject(Rule::times(Fault::CutResponse, Target::LeaseWrites, 1));
     c.wait_for(ms(LEASE) * 3, |h| h.iter().any(Observation::is_leader))
         .await
         .expect("the node leads");
     let h = c.history();
     let first = h.iter().find(|o| o.is_leader()).unwrap();
-    // The cut write was applied by the store; the read-back found our nonce: still term 1.
-    assert_eq!(first.term, Some(1), "{}", pretty(&h));
+    // The cut write was applied by the store; the read-back found our nonce: that write's
+    // term, not a later one.
     assert_eq!(faults.applied(), 1);
+    let body = env()
+        .store
+        .get_object(&b, "tests/cut/lease")
+        .unwrap()
+        .unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(record["term"].as_u64(), first.term, "{}", pretty(&h));
     c.stop_all().await;
     assert_invariants(&c.history());
 }

@@ -114,7 +114,7 @@ async fn electors_that_probe_never_lead_on_s3rver() {
     );
     let probing = |i: u32| {
         let mut e = election("unsafe", &format!("n{i}"), 1500);
-        e.probe_store = Some(true);
+        e.probe_store = true;
         e
     };
     c.start_all((1..=3).map(probing).collect()).await.unwrap();
@@ -143,7 +143,7 @@ async fn electors_that_probe_elect_normally_on_a_real_store() {
     let b = bucket("probe-elect");
     let mut c = cluster(&b);
     let mut e = election("probing", "n1", 1500);
-    e.probe_store = Some(true);
+    e.probe_store = true;
     c.start(e).await.unwrap();
     c.wait_for(ms(1500) * 3, |h| h.iter().any(|o| o.is_leader()))
         .await

@@ -6,6 +6,7 @@ use crate::faults::Faults;
 use crate::history::{self, Observation};
 use crate::memserver::InProcessS3;
 use crate::runtime::{api, Runtime};
+use crate::ConfigExt;
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,7 +52,7 @@ fn cpu_time() -> Duration {
 
 fn election(name: &str, node: &str, lease_ms: u32) -> api::ElectionConfig {
     let mut e = crate::election_config(name, node, "bench/");
-    e.lease_ms = Some(lease_ms);
+    e.timing_mut().lease_ms = Some(lease_ms);
     e
 }
 

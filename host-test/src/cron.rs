@@ -58,8 +58,7 @@ pub async fn run(
         let fired = Instant::now();
         let claims = (0..workers).map(|w| {
             let (runtime, s3) = (runtime.clone(), s3.clone());
-            let mut job = crate::election_config(job_name, &format!("worker-{w}"), prefix);
-            job.stateless = true;
+            let job = crate::job(job_name, &format!("worker-{w}"), prefix);
             tokio::spawn(async move {
                 let answer = runtime.claim_slot(&s3, &job, slot, Faults::new()).await;
                 (job.node_id, answer)

@@ -65,23 +65,71 @@ pub(crate) fn npm_install(
 /// An election config with every timing left to the component's defaults.
 pub fn election_config(name: &str, node_id: &str, prefix: &str) -> api::ElectionConfig {
     api::ElectionConfig {
-        name: name.into(),
+        election: election_ref(name, prefix),
         node_id: node_id.into(),
-        key_prefix: prefix.into(),
-        lease_ms: None,
-        renew_deadline_ms: None,
-        retry_period_ms: None,
-        renew_interval_ms: None,
-        grace_ms: None,
-        max_drift_ppm: None,
-        request_timeout_ms: None,
         metadata: String::new(),
         stateless: false,
+        probe_store: false,
+        timings: None,
         quorum: None,
+    }
+}
+
+pub fn election_ref(name: &str, prefix: &str) -> api::ElectionRef {
+    api::ElectionRef {
+        name: name.into(),
+        key_prefix: prefix.into(),
+    }
+}
+
+/// A quorum of `size` with default timings.
+pub fn quorum(size: u32) -> api::Quorum {
+    api::Quorum {
+        size,
         heartbeat_interval_ms: None,
         member_ttl_ms: None,
-        quorum_grace_ms: None,
-        probe_store: None,
+        grace_ms: None,
+    }
+}
+
+/// A singleton job's identity for `claim-slot`.
+pub fn job(name: &str, node_id: &str, prefix: &str) -> api::Job {
+    api::Job {
+        election: election_ref(name, prefix),
+        node_id: node_id.into(),
+        metadata: String::new(),
+    }
+}
+
+/// Edit the optional parts of an election config in place.
+pub trait ConfigExt {
+    /// The timings, created (all defaults) if unset.
+    fn timing_mut(&mut self) -> &mut api::Timings;
+    /// The quorum; panics if none was set (set `quorum = Some(quorum(n))` first).
+    fn quorum_mut(&mut self) -> &mut api::Quorum;
+    fn lease_ms(&self) -> Option<u32>;
+}
+
+impl ConfigExt for api::ElectionConfig {
+    fn timing_mut(&mut self) -> &mut api::Timings {
+        self.timings.get_or_insert(api::Timings {
+            lease_ms: None,
+            renew_deadline_ms: None,
+            retry_period_ms: None,
+            renew_interval_ms: None,
+            grace_ms: None,
+            max_drift_ppm: None,
+            request_timeout_ms: None,
+            store_clock_skew_ms: None,
+        })
+    }
+
+    fn quorum_mut(&mut self) -> &mut api::Quorum {
+        self.quorum.as_mut().expect("a quorum is set")
+    }
+
+    fn lease_ms(&self) -> Option<u32> {
+        self.timings.as_ref().and_then(|t| t.lease_ms)
     }
 }
 
@@ -97,6 +145,7 @@ pub fn describe_error(e: &api::Error) -> String {
             format!("conditional-writes-unsupported: {why}")
         }
         api::Error::Transport(why) => format!("transport: {why}"),
+        api::Error::BadAnswer(why) => format!("bad-answer: {why}"),
         api::Error::Store(s) => format!("store: {}", store(s)),
     }
 }

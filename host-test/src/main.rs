@@ -12,6 +12,7 @@ use host_test::history::{self, Observation};
 use host_test::ministack::Ministack;
 use host_test::runtime::{default_component_path, Runtime};
 use host_test::store::Store;
+use host_test::ConfigExt;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -401,13 +402,13 @@ async fn node(raw: &[String]) -> Result<()> {
         args.require("node-id")?,
         args.get("prefix").unwrap_or(""),
     );
-    election.lease_ms = args.number("lease-ms")?;
-    election.renew_deadline_ms = args.number("renew-deadline-ms")?;
-    election.retry_period_ms = args.number("retry-ms")?;
+    election.timing_mut().lease_ms = args.number("lease-ms")?;
+    election.timing_mut().renew_deadline_ms = args.number("renew-deadline-ms")?;
+    election.timing_mut().retry_period_ms = args.number("retry-ms")?;
     election.metadata = args.get("metadata").unwrap_or("").to_string();
     election.stateless = args.flag("stateless");
-    election.quorum = args.number("quorum")?;
-    election.probe_store = Some(args.flag("probe-store"));
+    election.quorum = args.number("quorum")?.map(host_test::quorum);
+    election.probe_store = args.flag("probe-store");
     let id = election.node_id.clone();
     let mut cluster = Cluster::new(runtime, store.s3_config(args.require("bucket")?));
     cluster.recorder.echo_json = true;
@@ -444,7 +445,7 @@ async fn demo(raw: &[String]) -> Result<()> {
     let mut cluster = Cluster::new(runtime.clone(), store.s3_config(&bucket));
     for i in 1..=nodes {
         let mut e = election_config("demo", &format!("node-{i}"), &prefix);
-        e.lease_ms = Some(lease_ms);
+        e.timing_mut().lease_ms = Some(lease_ms);
         e.metadata = format!("pid={} slot={i}", std::process::id());
         cluster.start(e).await?;
     }
@@ -538,8 +539,8 @@ async fn quorum_demo(
     let mut cluster = Cluster::new(runtime.clone(), s3);
     let member = |i: u32| {
         let mut e = election_config("demo-quorum", &format!("member-{i}"), prefix);
-        e.lease_ms = Some(lease_ms);
-        e.quorum = Some(3);
+        e.timing_mut().lease_ms = Some(lease_ms);
+        e.quorum = Some(host_test::quorum(3));
         e.metadata = format!("slot={i}");
         e
     };

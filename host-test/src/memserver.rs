@@ -37,9 +37,11 @@ pub fn in_process_config() -> crate::runtime::api::S3Config {
         region: "us-east-1".into(),
         bucket: "in-process".into(),
         path_style: true,
-        access_key_id: "AKIDINPROCESS".into(),
-        secret_access_key: "not-checked-in-process".into(),
-        session_token: None,
+        credentials: crate::runtime::api::Credentials {
+            access_key_id: "AKIDINPROCESS".into(),
+            secret_access_key: "not-checked-in-process".into(),
+            session_token: None,
+        },
         unquoted_etags: false,
     }
 }

@@ -20,7 +20,7 @@ mod bindings {
         inline: "
             package host-test:view;
             world election-host {
-                export s3-election:election/election@0.1.0;
+                export s3-election:election/election@0.2.0;
             }
         ",
         path: "../wit",
@@ -225,7 +225,7 @@ impl Runtime {
     pub async fn claim_slot(
         &self,
         s3: &api::S3Config,
-        job: &api::ElectionConfig,
+        job: &api::Job,
         slot: u64,
         faults: Arc<Faults>,
     ) -> Result<Result<api::SlotClaim, api::Error>> {
@@ -237,7 +237,8 @@ impl Runtime {
             .await?)
     }
 
-    /// A fresh instance runs the store conformance probe.
+    /// A fresh instance runs the store conformance probe, on the scratch key of `election`'s
+    /// node id.
     pub async fn probe_store(
         &self,
         s3: &api::S3Config,
@@ -248,7 +249,22 @@ impl Runtime {
         let instance = self.pre.instantiate_async(&mut store).await?;
         Ok(instance
             .s3_election_election_election()
-            .call_probe_store(&mut store, s3, election)
+            .call_probe_store(&mut store, s3, &election.election, &election.node_id)
+            .await?)
+    }
+
+    /// A fresh instance asks who leads (one read, no node id).
+    pub async fn who_leads(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionRef,
+        faults: Arc<Faults>,
+    ) -> Result<Result<Option<api::LeaderInfo>, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(instance
+            .s3_election_election_election()
+            .call_who_leads(&mut store, s3, election)
             .await?)
     }
 
@@ -319,6 +335,20 @@ impl Node {
     pub async fn leave(&mut self) -> Result<Result<api::Status, api::Error>> {
         let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
         Ok(api.elector().call_leave(&mut self.store, elector).await?)
+    }
+
+    /// The status without any request.
+    pub async fn status(&mut self) -> Result<api::Status> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api.elector().call_status(&mut self.store, elector).await?)
+    }
+
+    pub async fn set_credentials(&mut self, credentials: &api::Credentials) -> Result<()> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api
+            .elector()
+            .call_set_credentials(&mut self.store, elector, credentials)
+            .await?)
     }
 
     pub async fn query_leader(&mut self) -> Result<Result<Option<api::LeaderInfo>, api::Error>> {

@@ -24,6 +24,7 @@
 use crate::cluster::Cluster;
 use crate::faults::{Fault, Faults, Rule, Target};
 use crate::history::{self, Observation};
+use crate::ConfigExt;
 use anyhow::{bail, Context, Result};
 use std::time::Duration;
 
@@ -204,8 +205,8 @@ pub async fn run(
     let start = cluster.now_ms();
     let node = |i: u32| {
         let mut e = crate::election_config("scenario", &format!("node-{i}"), "scenario/");
-        e.lease_ms = Some(s.lease_ms);
-        e.quorum = Some(s.quorum);
+        e.timing_mut().lease_ms = Some(s.lease_ms);
+        e.quorum = Some(crate::quorum(s.quorum));
         e
     };
     let mut controls: Vec<(String, std::sync::Arc<Faults>)> = Vec::new();

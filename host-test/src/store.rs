@@ -74,9 +74,11 @@ impl Store {
             region: self.region.clone(),
             bucket: bucket.to_string(),
             path_style: self.path_style,
-            access_key_id: self.credentials.access_key_id.clone(),
-            secret_access_key: self.credentials.secret_access_key.clone(),
-            session_token: self.credentials.session_token.clone(),
+            credentials: api::Credentials {
+                access_key_id: self.credentials.access_key_id.clone(),
+                secret_access_key: self.credentials.secret_access_key.clone(),
+                session_token: self.credentials.session_token.clone(),
+            },
             unquoted_etags: false,
         }
     }

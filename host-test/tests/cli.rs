@@ -97,7 +97,7 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
     }
     assert_eq!(leading["node"], "alpha");
     assert_eq!(leading["leader"], "alpha");
-    assert_eq!(leading["term"], 1);
+    let term = leading["term"].as_u64().expect("a term");
     assert!(leading["valid_ms"].as_u64().unwrap() > 0);
     assert!(leading["unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
 
@@ -122,7 +122,7 @@ fn node_prints_json_lines_and_resigns_on_sigterm() {
     assert!(a.wait().unwrap().success());
     let took_over = until(&b_lines, Duration::from_secs(5), |v| v["role"] == "leader")
         .expect("beta leads after alpha resigned");
-    assert_eq!(took_over["term"], 2);
+    assert!(took_over["term"].as_u64() > Some(term), "{took_over}");
 
     sigterm(&b);
     assert!(b.wait().unwrap().success());

@@ -15,6 +15,7 @@ use host_test::history::Observation;
 use host_test::ministack::Ministack;
 use host_test::runtime::{api, default_component_path, Runtime};
 use host_test::store::{Credentials, Store};
+use host_test::ConfigExt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -110,7 +111,7 @@ pub fn s3_config(bucket: &str) -> api::S3Config {
 /// An election config with a short lease (all other timings derived from it).
 pub fn election(name: &str, node: &str, lease_ms: u32) -> api::ElectionConfig {
     let mut e = host_test::election_config(name, node, "tests/");
-    e.lease_ms = Some(lease_ms);
+    e.timing_mut().lease_ms = Some(lease_ms);
     e.metadata = format!("meta-{node}");
     e
 }
