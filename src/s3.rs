@@ -544,12 +544,16 @@ pub fn iso8601_ms(value: &str) -> Option<u64> {
         return None;
     }
     let days = days_from_civil(y, m, day)?;
-    days.checked_mul(86_400)?
+    let seconds = days
+        .checked_mul(86_400)?
         .checked_add(hh.checked_mul(3600)?)?
         .checked_add(mm.checked_mul(60)?)?
-        .checked_add(ss)?
-        .checked_mul(1000)?
-        .checked_add(ms)
+        .checked_add(ss)?;
+    // A leap second at the very end of 9999 would be in year 10000 (found by fuzzing).
+    if seconds > LATEST_UNIX_SECONDS {
+        return None;
+    }
+    seconds.checked_mul(1000)?.checked_add(ms)
 }
 
 /// 1 to `max_digits` ASCII digits (no sign, no spaces).
@@ -1430,6 +1434,8 @@ mod tests {
             "2025-02-29T00:00:00Z",
             "9999999999999999999-01-01T00:00:00Z",
             "2026-11-26T24:00:00Z",
+            // The leap second after the last second of 9999 is in year 10000.
+            "9999-12-31T23:59:60.999Z",
             "é",
             "Z",
             "T",
