@@ -26,7 +26,8 @@ pub enum Behaviour {
     /// `200` and a body that never ends (chunked), or claims a gigabyte and streams it.
     HugeBody,
     /// `200`, a body announced at 100 kB and sent one byte every [`DRIBBLE_EVERY`]: each read
-    /// arrives well within any between-bytes timeout, the body practically never ends.
+    /// arrives well within any between-bytes timeout, the body practically never ends. Only a
+    /// deadline on the whole request ends it.
     Dribble,
     /// Every ListObjectsV2 page holds 1000 new members, says IsTruncated and has a new token.
     /// Member heartbeats succeed and member objects read fine; the lease is released (so a
@@ -56,8 +57,7 @@ pub enum Behaviour {
     /// Each request gets one of the behaviours above, picked by a generator seeded with this
     /// and the request's number (so the sequence also depends on the order requests arrive).
     Mixed(u64),
-    /// Like `Mixed`, without `Dribble` (the only behaviour nothing bounds until the component
-    /// has a deadline on a whole request).
+    /// Like `Mixed`, without `Dribble` (whose every request costs a whole request timeout).
     MixedBounded(u64),
 }
 
