@@ -286,6 +286,20 @@ impl ElectionConfig {
                 "must be at most a third of the member TTL, so one lost heartbeat does not make a member stale",
             ));
         }
+        // Freshness is `Date − Last-Modified` by the store's clock, which may be off by the
+        // store clock skew and by one second of resolution: a live member must never look
+        // older than the TTL.
+        let least_ttl =
+            q.heartbeat_interval + self.timings.store_clock_skew + Duration::from_secs(1);
+        if q.member_ttl < least_ttl {
+            return Err(invalid(
+                "member-ttl-ms",
+                format!(
+                    "must be at least heartbeat interval + store clock skew + 1 s ({} ms)",
+                    least_ttl.as_millis()
+                ),
+            ));
+        }
         if self.stateless {
             return Err(invalid(
                 "quorum",
@@ -651,6 +665,13 @@ mod tests {
         let mut bad = c.clone();
         bad.quorum.member_ttl = Duration::from_secs(1);
         assert_eq!(field_of(bad.validate()), "member-ttl-ms");
+        let mut bad = c.clone();
+        bad.timings.store_clock_skew = bad.quorum.member_ttl;
+        assert_eq!(
+            field_of(bad.validate()),
+            "member-ttl-ms",
+            "a skewed store clock"
+        );
         let mut bad = c.clone();
         bad.stateless = true;
         assert_eq!(field_of(bad.validate()), "quorum");

@@ -124,6 +124,8 @@ pub enum MemberRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CheckResult {
     pub fresh: u32,
+    /// When the check began (its first listing was sent): what it found is as old as that,
+    /// however long reading the rest took (a process paused mid-check included).
     pub at: Instant,
 }
 
@@ -134,6 +136,7 @@ struct Check {
     listed: bool,
     pages: usize,
     date_ms: Option<u64>,
+    started: Instant,
 }
 
 /// The member side of one elector.
@@ -240,7 +243,10 @@ impl Members {
             return Some(MemberRequest::Heartbeat);
         }
         if self.check.is_none() && self.check_due.is_some_and(|d| now >= d) {
-            self.check = Some(Check::default());
+            self.check = Some(Check {
+                started: now,
+                ..Check::default()
+            });
         }
         let check = self.check.as_ref()?;
         if !check.listed {
@@ -405,7 +411,10 @@ impl Members {
         view.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         self.view = view;
         self.check_due = periodic.then_some(now + self.cfg.heartbeat_interval);
-        let result = CheckResult { fresh, at: now };
+        let result = CheckResult {
+            fresh,
+            at: check.started,
+        };
         self.last_check = Some(result);
         Some(result)
     }

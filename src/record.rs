@@ -136,21 +136,21 @@ impl LeaseRecord {
             u32::try_from(members.len().saturating_sub(shown)).unwrap_or(u32::MAX);
     }
 
-    /// The JSON body. Never larger than a reader accepts: if it would be (it cannot with
-    /// bounded members and metadata, but a reader must never be handed a record it refuses),
-    /// the published members are dropped.
+    /// The JSON body.
     pub fn encode(&self) -> Vec<u8> {
         // Serialising a struct of strings and integers cannot fail.
-        let bytes = serde_json::to_vec(self).unwrap_or_default();
-        if bytes.len() <= MAX_RECORD_BYTES {
-            return bytes;
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Make sure the record encodes to one a reader accepts: if it would not (it cannot with
+    /// bounded members and metadata, but a reader must never be handed a record it refuses),
+    /// the published members are dropped.
+    pub fn fit(&mut self) {
+        if self.encode().len() > MAX_RECORD_BYTES {
+            let dropped = u32::try_from(self.members.len()).unwrap_or(u32::MAX);
+            self.members_omitted = self.members_omitted.saturating_add(dropped);
+            self.members.clear();
         }
-        let mut smaller = self.clone();
-        smaller.members_omitted = smaller
-            .members_omitted
-            .saturating_add(u32::try_from(smaller.members.len()).unwrap_or(u32::MAX));
-        smaller.members.clear();
-        serde_json::to_vec(&smaller).unwrap_or_default()
     }
 
     pub fn decode(bytes: &[u8]) -> Result<LeaseRecord, ForeignRecord> {
@@ -355,6 +355,7 @@ mod tests {
         let all: Vec<MemberInfo> = (0..1000).map(member).collect();
         let mut r = record();
         r.publish_members(&all);
+        r.fit();
         assert_eq!(r.members.len(), MAX_PUBLISHED_MEMBERS);
         assert_eq!(r.members_omitted as usize, 1000 - MAX_PUBLISHED_MEMBERS);
         assert!(r.members.iter().all(|m| m.metadata.len() <= 200));

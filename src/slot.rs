@@ -73,6 +73,8 @@ pub struct SlotClaim {
     nonce: String,
     step: Step,
     conflicts: u8,
+    /// The old rule (a record naming our node id is our win), for the simulator only.
+    won_by_node_id: bool,
 }
 
 impl SlotClaim {
@@ -86,7 +88,14 @@ impl SlotClaim {
             nonce,
             step: Step::Read,
             conflicts: 0,
+            won_by_node_id: false,
         }
+    }
+
+    /// Break the nonce rule (simulator mutation tests only).
+    #[cfg(feature = "mutations")]
+    pub fn set_mutation(&mut self, mutation: Option<crate::core::Mutation>) {
+        self.won_by_node_id = mutation == Some(crate::core::Mutation::SlotWonByNodeId);
     }
 
     /// The next request, or `None` once [`SlotClaim::result`] is ready.
@@ -174,7 +183,11 @@ impl SlotClaim {
                 record,
             },
             // Ours already: this very claim's write (same nonce) landed.
-            Some((_, r)) if r.slot == self.slot && r.nonce == self.nonce => {
+            Some((_, r))
+                if r.slot == self.slot
+                    && (r.nonce == self.nonce
+                        || self.won_by_node_id && r.holder == self.node_id) =>
+            {
                 Step::Done(Ok(Claim::Won))
             }
             // Claimed by another claim, even one naming our node id: workers that share an id

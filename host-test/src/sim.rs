@@ -9,12 +9,18 @@
 //! (5xx before or after applying); partitions; process pauses longer than the lease; crashes
 //! with and without release, and restarts with the same node id; clock-rate drift within the
 //! configured bound and wall-clock offsets; stateless nodes mixed with stateful ones; a foreign
-//! object planted at the lease key.
+//! object planted at the lease key. And what operators and edge deployments do: two processes
+//! (stateful) or two replicas (stateless) sharing one node id; the lease object deleted while
+//! a leader runs; a store whose gateways stamp `Date` and `Last-Modified` with clocks up to
+//! the configured skew apart; member heartbeats lost so members flap around their TTL; member
+//! listings failing for one node at a time; hundreds of members with long metadata.
 //!
-//! Invariants: (a) never two leaders at one instant of true time, (b) one holder per term and
-//! terms only grow, (c) once faults stop a node leads within a bound, (d) no unconditional
-//! write reaches the store, (e) a foreign object is never overwritten, (f) once faults stop
-//! the leader is stable: a normal store answer (such as 409) never demotes it.
+//! Invariants: (a) never two leaders at one instant of true time (processes that share a node
+//! id count as two), (b) one holder per term and terms only grow, (c) once faults stop a node
+//! leads within a bound, (d) no unconditional write reaches the store, (e) a foreign object is
+//! never overwritten, (f) once faults stop the leader is stable: a normal store answer (such
+//! as 409) never demotes it, (g) nobody leads below the quorum for longer than the grace,
+//! (h) every lease record written is one a reader accepts.
 
 use crate::history::{self, Observation};
 use s3_election::config::{ElectionConfig, Keys, Timings};
@@ -23,6 +29,7 @@ use s3_election::core::{Elector, Event, Mutation, Role};
 use s3_election::members::QuorumConfig;
 use s3_election::memstore::MemStore;
 use s3_election::protocol::{Outcome, PutMode, Request};
+use s3_election::record::LeaseRecord;
 use s3_election::time::Instant;
 use s3_election::Error;
 use std::cmp::Reverse;
@@ -36,6 +43,10 @@ const LEASE_MS: u64 = 1000;
 /// Clock-rate error assumed by the protocol in the simulation (nodes drift within ±half).
 const MAX_DRIFT_PPM: u32 = 50_000;
 const STORE_EPOCH_S: u64 = 1_790_000_000;
+/// Store clock skew the protocol allows in the simulation; gateways' clocks stay within half
+/// of it from the store's, both ways.
+const STORE_CLOCK_SKEW_MS: u32 = 2_000;
+const GATEWAY_SKEW_MS: u32 = STORE_CLOCK_SKEW_MS / 2;
 
 /// Small deterministic generator (SplitMix64), so a seed replays exactly.
 #[derive(Clone, Debug)]
@@ -94,6 +105,19 @@ pub struct Profile {
     pub foreign_at_ms: Option<u64>,
     /// Quorum size (1: off). With quorum on, every node is stateful.
     pub quorum: u32,
+    /// The node id each node is configured with: `n<i>`, or another node's when two share one.
+    pub node_ids: Vec<String>,
+    /// When an operator deletes the lease object (ms).
+    pub deletions: Vec<u64>,
+    /// Each request is served by one of several gateways whose clocks are up to this far
+    /// from the store's (both ways): `Date` and `Last-Modified` may disagree by twice this.
+    pub gateway_skew_ms: u64,
+    /// Chance that a member heartbeat is lost (members flap around their TTL).
+    pub heartbeat_loss: f64,
+    /// (node, from ms, to ms): that node's member listings fail (503).
+    pub list_outages: Vec<(usize, u64, u64)>,
+    /// Members that are not simulated nodes but heartbeat with 4 KiB of metadata each.
+    pub phantom_members: usize,
     /// Faults happen before this; then only the normal store behaviour.
     pub heal_ms: u64,
     pub end_ms: u64,
@@ -109,7 +133,7 @@ impl Profile {
             1
         };
         let mixed = quorum == 1 && r.chance(0.4);
-        let stateless = (0..nodes).map(|_| mixed && r.chance(0.4)).collect();
+        let stateless: Vec<bool> = (0..nodes).map(|_| mixed && r.chance(0.5)).collect();
         let half_drift = f64::from(MAX_DRIFT_PPM) / 2e6;
         let rates = (0..nodes)
             .map(|_| 1.0 + half_drift * (2.0 * r.unit() - 1.0))
@@ -132,7 +156,12 @@ impl Profile {
         let server_error = on(0.3, 0.2, &mut r);
         let server_error_after_apply = on(0.3, 0.2, &mut r);
         let max_delay_ms = [1, 5, 20, 60][r.range(0, 3) as usize];
-        let heal_ms = r.range(3_000, 10_000);
+        // Quorum faults (members stale for their TTL and the grace) need longer to show.
+        let heal_ms = if quorum > 1 {
+            r.range(5_000, 14_000)
+        } else {
+            r.range(3_000, 10_000)
+        };
         let mut pauses = Vec::new();
         if r.chance(0.5) {
             for _ in 0..r.range(1, 4) {
@@ -157,7 +186,47 @@ impl Profile {
             }
         }
         let foreign_at_ms = r.chance(0.03).then(|| r.range(0, heal_ms));
-        Profile {
+        // Shared node ids: a stateful node may run twice (both count as processes), and
+        // stateless replicas may share an id (one logical node).
+        let mut node_ids: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
+        // (Twins share one member object, so only where the other ids still make a quorum.)
+        if nodes >= 2 && (nodes as u32 - 1) >= quorum && r.chance(0.25) {
+            let twin = r.range(1, nodes as u64 - 1) as usize;
+            let of = r.range(0, twin as u64 - 1) as usize;
+            node_ids[twin] = node_ids[of].clone();
+        }
+        let deletions = if r.chance(0.25) {
+            (0..r.range(1, 2))
+                .map(|_| r.range(500, heal_ms - 200))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let gateway_skew_ms = if r.chance(if stateless.iter().any(|s| *s) {
+            0.5
+        } else {
+            0.2
+        }) {
+            r.range(u64::from(GATEWAY_SKEW_MS) / 2, u64::from(GATEWAY_SKEW_MS))
+        } else {
+            0
+        };
+        let heartbeat_loss = on(0.3, 0.6, &mut r);
+        let mut list_outages = Vec::new();
+        if quorum > 1 && r.chance(0.5) {
+            // The store's LIST fails for everyone (usize::MAX) or for one node.
+            let n = if r.chance(0.5) {
+                usize::MAX
+            } else {
+                r.range(0, nodes as u64 - 1) as usize
+            };
+            let from = r.range(0, heal_ms / 2);
+            list_outages.push((n, from, r.range(from + 100, heal_ms)));
+        }
+        // Twenty members with 4 KiB of metadata each would make a lease record larger than a
+        // reader accepts, were the published members not bounded.
+        let phantom_members = if quorum > 1 && r.chance(0.1) { 20 } else { 0 };
+        let mut p = Profile {
             seed,
             mutation,
             nodes,
@@ -176,21 +245,45 @@ impl Profile {
             partitions,
             foreign_at_ms,
             quorum,
+            node_ids,
+            deletions,
+            gateway_skew_ms,
+            heartbeat_loss,
+            list_outages,
+            phantom_members,
             heal_ms,
-            end_ms: heal_ms + 6_000,
-        }
+            end_ms: 0,
+        };
+        // Run past the liveness bound long enough to judge the leader's stability.
+        p.end_ms = p.heal_ms + p.liveness_bound_ms() + 4_000;
+        p
     }
 
     pub fn timings() -> Timings {
         let mut t = Timings::for_lease(Duration::from_millis(LEASE_MS));
         t.max_drift_ppm = MAX_DRIFT_PPM;
+        t.store_clock_skew = Duration::from_millis(u64::from(STORE_CLOCK_SKEW_MS));
         t
+    }
+
+    /// The history label of node `i`: its own for stateful processes (two processes that
+    /// share an id are still two), the node id for stateless ones (replicas of one logical
+    /// node, whose invocations may overlap).
+    pub fn label(&self, i: usize) -> String {
+        if self.stateless[i] {
+            format!("{}*", self.node_ids[i])
+        } else {
+            format!("n{i}")
+        }
     }
 
     /// Time after healing within which some node must lead.
     pub fn quorum_config(&self) -> QuorumConfig {
         let mut q = QuorumConfig::disabled_for_lease(Duration::from_millis(LEASE_MS));
         q.size = self.quorum;
+        // The least the configuration allows: a heartbeat, the store clock skew and 1 s.
+        q.member_ttl =
+            q.heartbeat_interval + Duration::from_millis(u64::from(STORE_CLOCK_SKEW_MS) + 1000);
         q
     }
 
@@ -198,10 +291,20 @@ impl Profile {
         let t = Profile::timings();
         let ms = |d: Duration| d.as_millis() as u64;
         let mut stateless_extra = if self.stateless.iter().any(|s| *s) {
-            2000
+            // Stateless takeover waits the store-clock margins: 1 s resolution and the skew.
+            2000 + ms(t.store_clock_skew)
         } else {
             0
         };
+        // A first quorum check reads every member body once, one request each.
+        stateless_extra += self.phantom_members as u64 * 2 * self.max_delay_ms;
+        // A vacancy (a new election, or a deleted lease) is waited out like a lease, and until
+        // the store's clock is a skew past its second: nodes that all crashed before writing
+        // one write it only after healing.
+        stateless_extra += ms(t.store_clock_skew) + 1000;
+        if !self.deletions.is_empty() {
+            stateless_extra += LEASE_MS + ms(t.grace);
+        }
         if self.quorum > 1 {
             // A leader may release for a quorum lost before healing; a candidate then waits
             // for members to be fresh again and checks them.
@@ -239,6 +342,30 @@ pub enum SimViolation {
         before: (String, u64),
         after: (String, u64),
     },
+    /// (i) A leader's lease was released while the window its last answer promised was still
+    /// open (only a resignation, which the caller asked for, may end it early).
+    ReleasedInsidePromise {
+        at_ms: u64,
+        node: String,
+        promised_until_ms: u64,
+    },
+    /// (j) A node led although none of its member listings had succeeded for longer than the
+    /// quorum grace (plus the time to notice): its quorum was unchecked.
+    LedWithQuorumUnchecked {
+        at_ms: u64,
+        node: String,
+        last_listing_ms: Option<u64>,
+    },
+    /// (k) Several claims won one slot of a singleton job.
+    SlotWonTwice { slot: u64, winners: Vec<String> },
+    /// (k) The stored slot of a singleton job went back.
+    SlotWentBack { from: u64, to: u64 },
+    /// (h) A node wrote a lease record that readers refuse (nobody could take it over).
+    UnreadableRecord {
+        at_ms: u64,
+        node: String,
+        why: String,
+    },
     /// (g) A node led while fewer than the quorum of members were fresh, for longer than
     /// the grace (plus the time to notice).
     LedWithoutQuorum {
@@ -260,6 +387,23 @@ impl fmt::Display for SimViolation {
             }
             SimViolation::ForeignOverwritten { at_ms, node } => {
                 write!(f, "{node} overwrote a foreign object at {at_ms} ms")
+            }
+            SimViolation::ReleasedInsidePromise { at_ms, node, promised_until_ms } => write!(
+                f,
+                "{node}'s lease was released at {at_ms} ms, inside the window it promised until {promised_until_ms} ms"
+            ),
+            SimViolation::LedWithQuorumUnchecked { at_ms, node, last_listing_ms } => write!(
+                f,
+                "quorum: {node} led at {at_ms} ms with no member listing since {last_listing_ms:?} ms"
+            ),
+            SimViolation::SlotWonTwice { slot, winners } => {
+                write!(f, "slot {slot} won by {}", winners.join(" and "))
+            }
+            SimViolation::SlotWentBack { from, to } => {
+                write!(f, "the job's slot went back from {from} to {to}")
+            }
+            SimViolation::UnreadableRecord { at_ms, node, why } => {
+                write!(f, "{node} wrote a lease record readers refuse at {at_ms} ms: {why}")
             }
             SimViolation::LedWithoutQuorum { at_ms, node, below_since_ms } => write!(
                 f,
@@ -283,8 +427,12 @@ impl SimViolation {
             SimViolation::History(history::Violation::LeaderWithoutTerm { at_ms, .. }) => *at_ms,
             SimViolation::History(history::Violation::TermShared { .. }) => 0,
             SimViolation::NoLeaderAfterHeal { heal_ms, .. } => *heal_ms,
+            SimViolation::SlotWonTwice { .. } | SimViolation::SlotWentBack { .. } => 0,
             SimViolation::UnconditionalWrite { at_ms, .. }
             | SimViolation::ForeignOverwritten { at_ms, .. }
+            | SimViolation::UnreadableRecord { at_ms, .. }
+            | SimViolation::ReleasedInsidePromise { at_ms, .. }
+            | SimViolation::LedWithQuorumUnchecked { at_ms, .. }
             | SimViolation::UnstableLeader { at_ms, .. }
             | SimViolation::LedWithoutQuorum { at_ms, .. } => *at_ms,
         }
@@ -370,6 +518,7 @@ pub fn mutation_name(m: Mutation) -> &'static str {
         Mutation::IgnoreFailedQuorumChecks => "ignore-failed-quorum-checks",
         Mutation::NoStoreClockSkewMargin => "no-store-clock-skew-margin",
         Mutation::UnboundedMembers => "unbounded-members",
+        Mutation::SlotWonByNodeId => "slot-won-by-node-id",
     }
 }
 
@@ -380,7 +529,7 @@ pub fn parse_mutation(name: &str) -> Option<Mutation> {
         .find(|m| mutation_name(*m) == name)
 }
 
-pub const ALL_MUTATIONS: [Mutation; 11] = [
+pub const ALL_MUTATIONS: [Mutation; 12] = [
     Mutation::UnconditionalRenewal,
     Mutation::NoDriftMargin,
     Mutation::TakeoverByRecordTimestamp,
@@ -392,6 +541,7 @@ pub const ALL_MUTATIONS: [Mutation; 11] = [
     Mutation::IgnoreFailedQuorumChecks,
     Mutation::NoStoreClockSkewMargin,
     Mutation::UnboundedMembers,
+    Mutation::SlotWonByNodeId,
 ];
 
 // ----- the simulation ----------------------------------------------------------------------------
@@ -429,6 +579,10 @@ enum Kind {
         node: usize,
     },
     PlantForeign,
+    /// An operator deletes the lease object.
+    Delete,
+    /// The phantom members heartbeat.
+    PhantomHeartbeat,
     Heal,
 }
 
@@ -491,8 +645,11 @@ struct Sim {
     nodes: Vec<Node>,
     store: MemStore,
     keys: Vec<Keys>,
-    /// Store times (ms) of each node's applied heartbeats: the ground truth of freshness.
-    heartbeats: Vec<Vec<u64>>,
+    /// True times (ms) of each member's applied heartbeats, by node id: the ground truth of
+    /// freshness.
+    heartbeats: HashMap<String, Vec<u64>>,
+    /// True times (ms) of each node's member listings the store answered.
+    listings: Vec<Vec<u64>>,
     requests: HashMap<u64, InFlight>,
     next_request: u64,
     history: Vec<Observation>,
@@ -507,7 +664,11 @@ pub fn run(seed: u64, mutation: Option<Mutation>) -> Run {
     let profile = Profile::from_seed(seed, mutation);
     let mut sim = Sim::new(profile);
     sim.run();
-    let violation = sim.violation.take().or_else(|| sim.judge());
+    let violation = sim
+        .violation
+        .take()
+        .or_else(|| sim.judge())
+        .or_else(|| run_slots(seed, mutation));
     Run {
         profile: sim.p,
         history: sim.history,
@@ -516,12 +677,94 @@ pub fn run(seed: u64, mutation: Option<Mutation>) -> Run {
     }
 }
 
+/// Singleton jobs (`claim-slot`) under the same seed: 2–5 workers, some sharing a node id,
+/// claim each slot at once, their requests interleaved at random, with lost answers (applied
+/// or not) and 409s. (k) At most one claim wins each slot, and the stored slot never goes
+/// back.
+pub fn run_slots(seed: u64, mutation: Option<Mutation>) -> Option<SimViolation> {
+    use s3_election::slot::{Claim, SlotClaim, SlotRecord, MAX_SLOT_REQUESTS};
+    let mut r = Rng::new(seed ^ 0x5107_5107);
+    let workers = r.range(2, 5) as usize;
+    let shared = r.chance(0.5);
+    let (lose, drop, conflict) = (r.unit() * 0.3, r.unit() * 0.2, r.unit() * 0.1);
+    let mut store = MemStore::new();
+    let config = |i: usize| ElectionConfig {
+        node_id: if shared && i > 0 {
+            "w0".into()
+        } else {
+            format!("w{i}")
+        },
+        ..sim_config(&Profile::from_seed(seed, None), 0)
+    };
+    let keys = config(0).keys();
+    let mut highest = 0;
+    for slot in 1..=r.range(3, 8) {
+        let mut claims: Vec<(SlotClaim, usize)> = (0..workers)
+            .map(|i| {
+                let nonce = format!("{:016x}{:016x}", r.next_u64(), r.next_u64());
+                let mut claim = SlotClaim::new(&config(i), slot, nonce);
+                claim.set_mutation(mutation);
+                (claim, MAX_SLOT_REQUESTS)
+            })
+            .collect();
+        loop {
+            let ready: Vec<usize> = (0..workers)
+                .filter(|&i| claims[i].1 > 0 && claims[i].0.poll_request().is_some())
+                .collect();
+            let Some(&i) = ready.get(r.range(0, ready.len().max(1) as u64 - 1) as usize) else {
+                break;
+            };
+            let (claim, budget) = &mut claims[i];
+            *budget -= 1;
+            let Some(request) = claim.poll_request() else {
+                continue;
+            };
+            let is_write = matches!(request, Request::PutSlot { .. });
+            let outcome = if is_write && r.chance(conflict) {
+                Outcome::Conflict
+            } else if r.chance(drop) {
+                Outcome::Transient(Error::Transport("dropped".into()))
+            } else {
+                let answer = store.apply(&keys, &request, STORE_EPOCH_S * 1000);
+                if r.chance(lose) {
+                    Outcome::Transient(Error::Transport("answer lost".into()))
+                } else {
+                    answer
+                }
+            };
+            claim.handle_response(outcome);
+        }
+        let winners: Vec<String> = claims
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, (claim, _))| {
+                claim.abandon(Error::Transport("out of requests".into()));
+                (claim.result() == Some(&Ok(Claim::Won))).then(|| format!("worker {i}"))
+            })
+            .collect();
+        if winners.len() > 1 {
+            return Some(SimViolation::SlotWonTwice { slot, winners });
+        }
+        if let Some(o) = store.get_object(&keys.slot) {
+            let stored = SlotRecord::decode(&o.body).map_or(0, |s| s.slot);
+            if stored < highest {
+                return Some(SimViolation::SlotWentBack {
+                    from: highest,
+                    to: stored,
+                });
+            }
+            highest = stored;
+        }
+    }
+    None
+}
+
 impl Sim {
     fn new(p: Profile) -> Sim {
         let mut rng = Rng::new(p.seed.wrapping_mul(31).wrapping_add(7));
         let nodes = (0..p.nodes)
             .map(|i| Node {
-                id: format!("n{i}"),
+                id: p.label(i),
                 stateless: p.stateless[i],
                 rate: p.rates[i],
                 clock_offset_ns: rng.range(0, 1 << 40),
@@ -544,9 +787,11 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             nodes,
-            store: MemStore::with_page_size(2), // small pages exercise pagination
+            // Small pages exercise pagination.
+            store: MemStore::with_page_size(if p.phantom_members > 0 { 8 } else { 2 }),
             keys: (0..p.nodes).map(|i| sim_config(&p, i).keys()).collect(),
-            heartbeats: vec![Vec::new(); p.nodes],
+            heartbeats: HashMap::new(),
+            listings: vec![Vec::new(); p.nodes],
             requests: HashMap::new(),
             next_request: 0,
             history: Vec::new(),
@@ -577,6 +822,12 @@ impl Sim {
         }
         if let Some(at) = sim.p.foreign_at_ms {
             sim.schedule(ms(at), Kind::PlantForeign);
+        }
+        for &at in &sim.p.deletions.clone() {
+            sim.schedule(ms(at), Kind::Delete);
+        }
+        if sim.p.phantom_members > 0 {
+            sim.schedule(0, Kind::PhantomHeartbeat);
         }
         sim.schedule(ms(sim.p.heal_ms), Kind::Heal);
         sim
@@ -633,6 +884,11 @@ impl Sim {
                     restart_after,
                 } => self.crash(node, release, restart_after),
                 Kind::Restart { node } => self.restart(node),
+                Kind::Delete => {
+                    self.store.delete(KEY);
+                    self.foreign_planted = false; // nothing foreign is left to protect
+                }
+                Kind::PhantomHeartbeat => self.phantom_heartbeat(),
                 Kind::PlantForeign => {
                     self.store
                         .put_raw(KEY, b"<not a lease>".to_vec(), self.now_us / 1000);
@@ -662,6 +918,62 @@ impl Sim {
         STORE_EPOCH_S * 1000 + self.now_us / 1000
     }
 
+    /// The clock of the gateway that serves one request: the store's, up to the gateway skew
+    /// off either way. `Date` and `Last-Modified` of one request come from the same gateway.
+    fn gateway_now_ms(&mut self) -> u64 {
+        let skew = self.p.gateway_skew_ms;
+        if skew == 0 {
+            return self.store_now_ms();
+        }
+        (self.store_now_ms() + self.rng.range(0, 2 * skew)).saturating_sub(skew)
+    }
+
+    fn list_outage(&self, node: usize) -> bool {
+        let now_ms = self.now_us / 1000;
+        !self.healed
+            && self.p.list_outages.iter().any(|&(n, from, to)| {
+                (n == node || n == usize::MAX) && now_ms >= from && now_ms < to
+            })
+    }
+
+    /// (i): a release applied now must not cut short the window the releaser's last answer
+    /// promised (a resignation records a follower answer first: the caller asked to stop).
+    fn check_release(&mut self, node: usize, now_ms: u64) {
+        let label = &self.nodes[node].id;
+        let Some(last) = self.history.iter().rev().find(|o| &o.node == label) else {
+            return;
+        };
+        // 1 ms for the rounding of validity up to whole milliseconds.
+        let promised_until_ms = last.at_ms + last.valid_ms;
+        if last.is_leader() && now_ms + 1 < promised_until_ms {
+            self.violation
+                .get_or_insert(SimViolation::ReleasedInsidePromise {
+                    at_ms: now_ms,
+                    node: label.clone(),
+                    promised_until_ms,
+                });
+        }
+    }
+
+    /// Hundreds of members, each with 4 KiB of metadata, heartbeat (always fresh).
+    fn phantom_heartbeat(&mut self) {
+        let metadata = "m".repeat(4096);
+        let now_ms = self.store_now_ms();
+        for i in 0..self.p.phantom_members {
+            let node = format!("phantom{i:03}");
+            let body = s3_election::members::MemberRecord {
+                format: s3_election::members::MEMBER_FORMAT.into(),
+                node: node.clone(),
+                metadata: metadata.clone(),
+            }
+            .encode();
+            self.store
+                .put_raw(&format!("{NAME}/members/{node}"), body, now_ms);
+        }
+        let every = self.p.quorum_config().heartbeat_interval.as_micros() as u64;
+        self.schedule(self.now_us + every, Kind::PhantomHeartbeat);
+    }
+
     fn faulty(&self) -> bool {
         !self.healed
     }
@@ -678,6 +990,7 @@ impl Sim {
 
     fn fresh_elector(&mut self, node: usize) -> Elector {
         let config = sim_config(&self.p, node);
+        debug_assert_eq!(config.validate(), Ok(()), "the simulator's own config");
         let n = &mut self.nodes[node];
         n.seed_counter += 1;
         let seed = self.p.seed ^ ((node as u64) << 48) ^ (n.seed_counter << 32);
@@ -736,7 +1049,9 @@ impl Sim {
             }
         }
         // The caller stops acting as leader when it calls resign, not when resign returns.
-        if resigning || !self.nodes[node].stateless {
+        // Otherwise it learns only what a call returns: the status at the end of the step
+        // (it may act on the last answer's promise until then).
+        if resigning {
             self.record(node);
         }
         self.continue_tick(node);
@@ -772,6 +1087,16 @@ impl Sim {
     }
 
     fn send(&mut self, node: usize, request: Request) {
+        if std::env::var_os("SIM_TRACE").is_some() {
+            // Every request as sent, for debugging a replayed seed.
+            let what = match &request {
+                Request::Put { body, .. } => {
+                    format!("PUT lease {}", String::from_utf8_lossy(body))
+                }
+                other => format!("{other:?}").chars().take(120).collect(),
+            };
+            eprintln!("{:>9} us {} {what}", self.now_us, self.nodes[node].id);
+        }
         self.next_request += 1;
         let id = self.next_request;
         let n = &mut self.nodes[node];
@@ -807,17 +1132,22 @@ impl Sim {
         };
         let is_write = matches!(request, Request::Put { .. });
         let now_ms = self.now_us / 1000;
+        let lost_heartbeat = matches!(request, Request::PutMember { .. })
+            && self.faulty()
+            && self.rng.chance(self.p.heartbeat_loss);
         let outcome = if is_write && self.rng.chance(self.p.conflict) {
             Outcome::Conflict
-        } else if self.faulty() && self.rng.chance(self.p.server_error) {
+        } else if self.faulty() && self.rng.chance(self.p.server_error)
+            || lost_heartbeat
+            || matches!(request, Request::ListMembers { .. }) && self.list_outage(node)
+        {
             Outcome::Transient(server_error())
         } else {
-            let outcome = self
-                .store
-                .apply(&self.keys[node], &request, self.store_now_ms());
+            let gateway_now = self.gateway_now_ms();
+            let outcome = self.store.apply(&self.keys[node], &request, gateway_now);
             let who = self.nodes[node].id.clone();
             match (&outcome, &request) {
-                (Outcome::Written { .. }, Request::Put { mode, .. }) => {
+                (Outcome::Written { .. }, Request::Put { mode, body }) => {
                     if self.foreign_planted {
                         self.violation
                             .get_or_insert(SimViolation::ForeignOverwritten {
@@ -829,12 +1159,28 @@ impl Sim {
                         self.violation
                             .get_or_insert(SimViolation::UnconditionalWrite {
                                 at_ms: now_ms,
-                                node: who,
+                                node: who.clone(),
                             });
                     }
+                    match LeaseRecord::decode(body) {
+                        Err(why) => {
+                            self.violation
+                                .get_or_insert(SimViolation::UnreadableRecord {
+                                    at_ms: now_ms,
+                                    node: who,
+                                    why: why.0,
+                                });
+                        }
+                        Ok(r) if r.released => self.check_release(node, now_ms),
+                        Ok(_) => {}
+                    }
+                }
+                (Outcome::Listed { .. }, Request::ListMembers { .. }) => {
+                    self.listings[node].push(now_ms)
                 }
                 (Outcome::Written { .. }, Request::PutMember { .. }) => {
-                    self.heartbeats[node].push(now_ms)
+                    let id = self.p.node_ids[node].clone();
+                    self.heartbeats.entry(id).or_default().push(now_ms)
                 }
                 _ => {}
             }
@@ -1054,20 +1400,40 @@ impl Sim {
         // requests (LIST pages and body reads), each up to a timeout.
         let notice = q.heartbeat_interval.as_millis() as u64
             + 1000
+            + 2 * self.p.gateway_skew_ms
             + 8 * t.request_timeout.as_millis() as u64
             + self.p.late_delay_max_ms();
         let allowed = q.grace.as_millis() as u64 + notice;
-        let fresh_at = |leader: usize, at: u64| -> u32 {
-            1 + (0..self.nodes.len())
-                .filter(|&m| m != leader)
-                .filter(|&m| self.heartbeats[m].iter().any(|&h| h <= at && at < h + ttl))
-                .count() as u32
+        // Members are counted by node id (processes that share one share a member object);
+        // phantom members are always fresh.
+        let fresh_at = |leader_id: &str, at: u64| -> u32 {
+            let others = self
+                .heartbeats
+                .iter()
+                .filter(|(id, _)| id.as_str() != leader_id)
+                .filter(|(_, beats)| beats.iter().any(|&h| h <= at && at < h + ttl))
+                .count();
+            1 + others as u32 + self.p.phantom_members as u32
         };
         for o in self.history.iter().filter(|o| o.is_leader()) {
             let leader = self.nodes.iter().position(|n| n.id == o.node)?;
+            let leader_id = self.p.node_ids[leader].as_str();
+            // (j) A leader's own listings: one must have succeeded within the allowance.
+            let last_listing = self.listings[leader]
+                .iter()
+                .copied()
+                .filter(|&l| l <= o.at_ms)
+                .max();
+            if last_listing.is_none_or(|l| o.at_ms - l > allowed) {
+                return Some(SimViolation::LedWithQuorumUnchecked {
+                    at_ms: o.at_ms,
+                    node: o.node.clone(),
+                    last_listing_ms: last_listing,
+                });
+            }
             // Walk back in 10 ms steps to the last instant with a quorum.
             let mut at = o.at_ms;
-            while at > 0 && fresh_at(leader, at) < q.size && o.at_ms - at <= allowed {
+            while at > 0 && fresh_at(leader_id, at) < q.size && o.at_ms - at <= allowed {
                 at = at.saturating_sub(10);
             }
             if o.at_ms - at > allowed {
@@ -1085,7 +1451,7 @@ impl Sim {
 fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
     ElectionConfig {
         name: NAME.into(),
-        node_id: format!("n{node}"),
+        node_id: p.node_ids[node].clone(),
         key_prefix: String::new(),
         timings: Profile::timings(),
         metadata: String::new(),

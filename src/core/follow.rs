@@ -228,10 +228,11 @@ impl Elector {
                     && !self.lost_round_to_own_id
                 {
                     // 5. Stateless: an earlier invocation of this node. Resume its term while
-                    //    the lease is live by the store's clock (an older version restored
-                    //    with its old Last-Modified is not); take it anew once expired.
+                    //    the lease is live by the store's clock, allowing for the clock's
+                    //    one-second resolution and skew (an older version restored with its
+                    //    old Last-Modified is not live); take it anew once expired.
                     let age = o.store_age().ok_or_else(no_store_clock)?;
-                    if age < Duration::from_millis(r.lease_ms) {
+                    if age < self.store_clock_wait(Duration::from_millis(r.lease_ms)) {
                         Ok((WriteKind::Resume, update.clone(), r.term))
                     } else if self.expired(now, o)? {
                         acquire(self.next_term(o)?)

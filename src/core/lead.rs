@@ -90,6 +90,7 @@ impl Elector {
                 record.members = self.members.view().to_vec();
             } else {
                 record.publish_members(self.members.view());
+                record.fit();
             }
         }
         record

@@ -88,6 +88,9 @@ pub enum Mutation {
     NoStoreClockSkewMargin,
     /// Publish every member in the lease record, unbounded.
     UnboundedMembers,
+    /// A slot record naming this node id counts as this claim's win, whatever its nonce
+    /// (replicas that share an id all run the job). Read by [`crate::slot::SlotClaim`].
+    SlotWonByNodeId,
 }
 
 /// The leader as this node currently sees it.

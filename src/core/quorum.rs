@@ -110,7 +110,11 @@ impl Elector {
             return;
         };
         let q = *self.members.config();
-        if now.saturating_since(since) < q.grace || self.mutated(Mutation::IgnoreQuorum) {
+        if now.saturating_since(since) < q.grace {
+            return;
+        }
+        if self.mutated(Mutation::IgnoreQuorum) {
+            self.quorum_unconfirmed_since = None; // (and no wake-up at a time long past)
             return;
         }
         let promised_until = l.valid_until;
@@ -137,12 +141,17 @@ impl Elector {
         self.release()
     }
 
+    /// A candidate may acquire only on a check that found enough members and began at most a
+    /// heartbeat interval (plus a retry period) ago: a listing is as old as its check's start,
+    /// even if the check took long or the process was paused half-way.
     pub(super) fn quorum_confirmed(&self, now: Instant) -> bool {
         let q = self.members.config();
+        let recent = q.heartbeat_interval + self.config.timings.retry_period;
         !q.enabled()
-            || self.members.last_check().is_some_and(|c| {
-                c.fresh >= q.size && now <= c.at + self.config.timings.retry_period
-            })
+            || self
+                .members
+                .last_check()
+                .is_some_and(|c| c.fresh >= q.size && now <= c.at + recent)
     }
 
     /// A follower that reported the quorum lost learns it is back from a new leader's record

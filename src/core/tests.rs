@@ -1493,3 +1493,48 @@ fn a_query_whose_read_fails_is_an_error_not_nobody() {
     assert!(!observer.query_pending());
     assert!(matches!(observer.take_error(), Some(Error::Transport(_))));
 }
+
+/// Regression (found by the simulator's seed 74111): a candidate paused half-way through a
+/// quorum check must not acquire on the old listing when it wakes; a listing is as old as
+/// its check's start.
+#[test]
+fn a_quorum_check_interrupted_by_a_long_pause_is_not_trusted() {
+    let mut w = World::new();
+    let (mut a, mut b) = (quorum_elector("a", 2), quorum_elector("bb", 2));
+    // Both heartbeat; the vacancy is written and ages.
+    let ready = first_leader_at() - Duration::from_millis(50);
+    let mut t = at(0);
+    while t < ready {
+        w.step(&mut b, t);
+        w.step(&mut a, t);
+        t = t + Duration::from_millis(50);
+    }
+    // From here a is driven one request at a time: it lists (bb fresh), then pauses for ten
+    // seconds in which bb dies, then reads the member bodies and finishes its check.
+    let mut listed = false;
+    let mut now = t;
+    for _ in 0..40 {
+        a.handle_timeout(now);
+        let Some(req) = a.poll_request(now) else {
+            now = a.poll_timeout().max(now + Duration::from_millis(1));
+            continue;
+        };
+        let answer = w.store.apply(&keys(), &req, w.store_now(now));
+        let list = matches!(req, Request::ListMembers { .. });
+        a.handle_response(now, answer);
+        if list && !listed {
+            listed = true;
+            now = now + Duration::from_secs(10); // paused; bb's heartbeats stop meanwhile
+        }
+        assert_eq!(
+            role(&a, now),
+            Role::Follower,
+            "acquired on a stale listing at {now:?}"
+        );
+        if w.sent.len() > 1000 {
+            break;
+        }
+    }
+    assert!(listed, "a listed the members");
+    assert!(!w.record().is_held(), "nobody leads: bb is gone");
+}
