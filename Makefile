@@ -11,7 +11,7 @@ WASMTIME_CLI := $(TOOLS)/bin/wasmtime
 WAC := $(TOOLS)/bin/wac
 EDGE_WORKER := target/edge-worker/edge-worker-composed.wasm
 
-.PHONY: demo test test-ceph sim fuzz fuzz-ci component edge-worker serve-edge-worker tools target lint fmt clean-venv
+.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants component edge-worker serve-edge-worker tools target lint fmt clean-venv
 
 demo: component
 	cargo run --quiet -p host-test -- demo
@@ -57,6 +57,12 @@ $(WAC):
 SIM_SEEDS ?= 100000
 sim:
 	cargo run --quiet -p host-test -- sim --seeds $(SIM_SEEDS)
+
+# Each protocol bug the simulator knows, compiled into the real component and run against the
+# real store by the integration test that guards the matching README claim: each must fail.
+mutants: component
+	cargo build -p host-test
+	.ci/mutants.sh
 
 # Coverage-guided fuzzing of the store-facing parsers (tests/fuzz; needs nightly Rust, installs
 # cargo-fuzz if missing): a long campaign, and the short one CI runs.

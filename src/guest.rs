@@ -46,6 +46,8 @@ impl api::Guest for Component {
         })?;
         let random = wasi::random::random::get_random_u64;
         let mut claim = SlotClaim::new(&job, slot, format!("{:016x}{:016x}", random(), random()));
+        #[cfg(feature = "mutations")]
+        claim.set_mutation(mutant::compiled_in());
         let keys = job.keys();
         for _ in 0..MAX_SLOT_REQUESTS {
             let Some(request) = claim.poll_request() else {
@@ -183,10 +185,18 @@ impl api::GuestElector for ElectorResource {
 
 impl Driver {
     fn new(s3: S3Config, election: ElectionConfig) -> Driver {
+        #[allow(unused_mut)]
+        let mut core = Core::new(
+            election.clone(),
+            now(),
+            wasi::random::random::get_random_u64(),
+        );
+        #[cfg(feature = "mutations")]
+        core.set_mutation(mutant::compiled_in());
         Driver {
             keys: election.keys(),
             request_timeout: election.timings.request_timeout,
-            core: Core::new(election, now(), wasi::random::random::get_random_u64()),
+            core,
             s3,
         }
     }
@@ -286,6 +296,38 @@ fn exchange_raw(
             s3::classify(request, &response, &s3.bucket),
         ),
         Err(e) => (None, Outcome::Transient(e)),
+    }
+}
+
+/// Mutant components (`make mutants`): one protocol bug compiled in, named by `S3E_MUTATION`
+/// at build time, to show that the integration tests catch it on a real store. Never in a
+/// release: the `mutations` feature is off there.
+#[cfg(feature = "mutations")]
+mod mutant {
+    use crate::core::Mutation;
+
+    pub fn compiled_in() -> Option<Mutation> {
+        let name = option_env!("S3E_MUTATION")?;
+        let all = [
+            ("unconditional-renewal", Mutation::UnconditionalRenewal),
+            ("no-drift-margin", Mutation::NoDriftMargin),
+            ("conflict-as-lost", Mutation::ConflictAsLost),
+            ("ignore-quorum", Mutation::IgnoreQuorum),
+            ("trust-node-id", Mutation::TrustNodeId),
+            ("create-lease-on-missing", Mutation::CreateLeaseOnMissing),
+            ("release-at-quorum-loss", Mutation::ReleaseAtQuorumLoss),
+            (
+                "ignore-failed-quorum-checks",
+                Mutation::IgnoreFailedQuorumChecks,
+            ),
+            (
+                "no-store-clock-skew-margin",
+                Mutation::NoStoreClockSkewMargin,
+            ),
+            ("unbounded-members", Mutation::UnboundedMembers),
+            ("slot-won-by-node-id", Mutation::SlotWonByNodeId),
+        ];
+        all.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
     }
 }
 

@@ -198,6 +198,7 @@ async fn terms_grow_across_leaders_and_hold_across_renewals() {
     )
     .await
     .unwrap();
+    let faults: Vec<_> = c.node_ids().iter().filter_map(|id| c.faults(id)).collect();
     // Three changes of leader: resign, kill, resign.
     for step in 0..3 {
         let from = c.now_ms();
@@ -223,6 +224,12 @@ async fn terms_grow_across_leaders_and_hold_across_renewals() {
     c.stop_all().await;
     let h = c.history();
     assert_invariants(&h);
+    // Every write of the lease carried a condition (If-None-Match or If-Match), as seen on
+    // the wire by the host.
+    let writes: u64 = faults.iter().map(|f| f.requests().puts).sum();
+    let unconditional: u64 = faults.iter().map(|f| f.unconditional_lease_writes()).sum();
+    assert!(writes > 10, "{writes} writes");
+    assert_eq!(unconditional, 0, "unconditional lease writes");
     // Leadership stretches in time order: the term is fixed within one, grows between them.
     let mut stretches: Vec<(String, u64)> = Vec::new();
     let mut leader_answers: Vec<&Observation> = h.iter().filter(|o| o.is_leader()).collect();

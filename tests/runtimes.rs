@@ -7,137 +7,11 @@ mod common;
 
 use common::*;
 use host_test::history::Observation;
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 const LEASE_MS: u32 = 1500;
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Election processes of any runtime, and everything they printed.
-struct Nodes {
-    bucket: String,
-    epoch_unix_ms: u64,
-    history: Arc<Mutex<Vec<Observation>>>,
-    /// Each node's process and the thread reading its lines.
-    children: Vec<(String, Child, Option<std::thread::JoinHandle<()>>)>,
-}
-
-impl Nodes {
-    fn new(bucket: String) -> Nodes {
-        Nodes {
-            bucket,
-            epoch_unix_ms: unix_ms(),
-            history: Arc::default(),
-            children: Vec::new(),
-        }
-    }
-
-    /// Start `cmd` (a `host-test node` or jco elector command) as node `id`.
-    fn spawn(&mut self, mut cmd: Command, id: &str) {
-        let store = &env().store;
-        cmd.args([
-            "--node-id",
-            id,
-            "--election",
-            "mixed",
-            "--bucket",
-            &self.bucket,
-        ])
-        .args(["--prefix", "runtimes/", "--lease-ms", &LEASE_MS.to_string()])
-        .env("AWS_ENDPOINT_URL_S3", &store.endpoint)
-        .env("AWS_REGION", &store.region)
-        .env("AWS_ACCESS_KEY_ID", &store.credentials.access_key_id)
-        .env(
-            "AWS_SECRET_ACCESS_KEY",
-            &store.credentials.secret_access_key,
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("start {id}: {cmd:?}: {e}"));
-        let stdout = child.stdout.take().unwrap();
-        let (history, epoch, name) = (self.history.clone(), self.epoch_unix_ms, id.to_string());
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let value: serde_json::Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("{name} printed a non-JSON line {line:?}: {e}"));
-                let o = Observation::from_json(&value, epoch)
-                    .unwrap_or_else(|| panic!("{name} printed {line:?}"));
-                history.lock().unwrap().push(o);
-            }
-        });
-        self.children.push((id.to_string(), child, Some(reader)));
-    }
-
-    fn history(&self) -> Vec<Observation> {
-        self.history.lock().unwrap().clone()
-    }
-
-    /// Waits until `pred` holds on the history; panics with the history after `limit`.
-    fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&[Observation]) -> bool) {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if pred(&self.history()) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!(
-            "{what}: not within {limit:?}\nhistory:\n{}",
-            pretty(&self.history())
-        );
-    }
-
-    /// SIGKILL (a crash: no release) or SIGTERM (the node resigns, then exits). Returns once
-    /// the node's last line is in the history.
-    fn signal(&mut self, id: &str, signal: &str) {
-        let (_, child, reader) = self
-            .children
-            .iter_mut()
-            .find(|(name, ..)| name == id)
-            .unwrap_or_else(|| panic!("no node {id}"));
-        let status = Command::new("kill")
-            .args([signal, &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let _ = child.wait();
-        if let Some(reader) = reader.take() {
-            reader.join().expect("the line reader panicked (see above)");
-        }
-    }
-}
-
-impl Drop for Nodes {
-    fn drop(&mut self) {
-        for (_, child, _) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn host_test_node() -> Command {
-    let bin = host_test::workspace_dir().join("target/debug/host-test");
-    assert!(
-        bin.exists(),
-        "{} is missing: run `cargo build -p host-test` (make test does)",
-        bin.display()
-    );
-    let mut cmd = Command::new(bin);
-    // Like the jco elector: learn the store's quirks (Ceph wants bare ETags) first.
-    cmd.args(["node", "--probe-store"]);
-    cmd
-}
 
 fn jco_module() -> PathBuf {
     static MODULE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
@@ -164,7 +38,7 @@ fn sees_leader(h: &[Observation], node: &str, leader: &str) -> bool {
 
 #[test]
 fn a_jco_node_and_wasmtime_nodes_share_one_election() {
-    let mut nodes = Nodes::new(bucket("runtimes"));
+    let mut nodes = Nodes::new(bucket("runtimes"), "mixed", LEASE_MS);
     let limit = Duration::from_millis(u64::from(LEASE_MS) * 8);
     let module = jco_module();
 

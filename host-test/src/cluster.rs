@@ -140,6 +140,13 @@ pub fn observation(
                     problem: m.problem.clone(),
                 })
                 .collect(),
+            problems: s
+                .problems
+                .iter()
+                .map(|p| match p {
+                    api::Problem::DuplicateNodeId => "duplicate-node-id".to_string(),
+                })
+                .collect(),
         },
         Err(e) => Observation {
             unix_ms,
@@ -154,6 +161,7 @@ pub fn observation(
             last_error: None,
             requests: 0,
             members: vec![],
+            problems: vec![],
         },
     }
 }
@@ -211,7 +219,21 @@ impl Cluster {
         election: api::ElectionConfig,
         faults: Arc<Faults>,
     ) -> Result<()> {
-        let (driver, faults) = self.driver(election, faults).await?;
+        let label = election.node_id.clone();
+        self.start_as(&label, election, faults).await
+    }
+
+    /// Start a node under its own `label` in the history and in this cluster's calls: another
+    /// process with a node id that a running node already has (a copied config, a replica
+    /// that was not really stopped).
+    pub async fn start_as(
+        &mut self,
+        label: &str,
+        election: api::ElectionConfig,
+        faults: Arc<Faults>,
+    ) -> Result<()> {
+        let (mut driver, faults) = self.driver(election, faults).await?;
+        driver.label = label.to_string();
         self.spawn(driver, faults);
         Ok(())
     }
@@ -225,6 +247,7 @@ impl Cluster {
             faults.serve_in_process(s3.clone());
         }
         let mut driver = Driver {
+            label: election.node_id.clone(),
             runtime: self.runtime.clone(),
             s3: self.s3.clone(),
             election: election.clone(),
@@ -241,7 +264,7 @@ impl Cluster {
     }
 
     fn spawn(&mut self, driver: Driver, faults: Arc<Faults>) {
-        let id = driver.election.node_id.clone();
+        let id = driver.label.clone();
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(driver.run(rx));
         self.nodes.insert(
@@ -355,6 +378,8 @@ impl Drop for Cluster {
 
 /// One node's loop.
 struct Driver {
+    /// Its name in the history (the node id, unless started with [`Cluster::start_as`]).
+    label: String,
     runtime: Arc<Runtime>,
     s3: api::S3Config,
     election: api::ElectionConfig,
@@ -408,7 +433,7 @@ impl Driver {
     }
 
     async fn run(mut self, mut commands: mpsc::UnboundedReceiver<Command>) {
-        let id = self.election.node_id.clone();
+        let id = self.label.clone();
         let retry = Duration::from_millis(500);
         loop {
             if let Some(pause) = self.faults.paused_for() {

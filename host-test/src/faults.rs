@@ -16,6 +16,10 @@ pub enum Fault {
     Status(u16),
     /// Reaches the store and is applied, but the answer is lost: an ambiguous result.
     CutResponse,
+    /// The answer arrives without this header (a proxy that strips it).
+    StripHeader(&'static str),
+    /// The answer's `Date` is this many seconds off (a proxy or gateway with its own clock).
+    ShiftDate(i64),
 }
 
 /// Which requests a rule applies to.
@@ -28,6 +32,8 @@ pub enum Target {
     LeaseReads,
     /// Member objects and the member list.
     Members,
+    /// Only the member list (ListObjectsV2): quorum checks.
+    MemberLists,
 }
 
 /// A fault applied to the next `times` matching requests (all of them when `None`).
@@ -61,6 +67,7 @@ impl Rule {
             Target::LeaseWrites => is_lease_write(method, uri),
             Target::LeaseReads => *method == http::Method::GET && uri.path().ends_with("/lease"),
             Target::Members => is_member_request(uri),
+            Target::MemberLists => uri.query().is_some_and(|q| q.contains("list-type=2")),
         }
     }
 }
@@ -82,6 +89,8 @@ pub struct Faults {
     others: AtomicU64,
     members: AtomicU64,
     lease_write_latencies: Mutex<Vec<Duration>>,
+    /// Writes of the lease without `If-Match` or `If-None-Match` (the protocol has none).
+    unconditional_lease_writes: AtomicU64,
 }
 
 /// Requests a node tried to send (including those a fault stopped).
@@ -161,6 +170,16 @@ impl Faults {
     pub fn paused_for(&self) -> Option<Duration> {
         let until = (*self.paused_until.lock().unwrap())?;
         until.checked_duration_since(Instant::now())
+    }
+
+    /// Writes of the lease that carried no condition: always 0 for a correct elector.
+    pub fn unconditional_lease_writes(&self) -> u64 {
+        self.unconditional_lease_writes.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn saw_unconditional_lease_write(&self) {
+        self.unconditional_lease_writes
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count(&self, method: &http::Method, uri: &http::Uri) {

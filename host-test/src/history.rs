@@ -32,6 +32,9 @@ pub struct Observation {
     /// With a quorum: the members as this node (leading) or its leader last judged them.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub members: Vec<Member>,
+    /// Deployment problems the elector reports (`duplicate-node-id`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
 }
 
 /// A quorum member in an observation.
@@ -81,6 +84,15 @@ impl Observation {
             last_error: text("last_error"),
             requests: number("requests").unwrap_or(0) as u32,
             members: Vec::new(),
+            problems: line
+                .get("problems")
+                .and_then(|p| p.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default(),
         })
     }
 }
@@ -256,6 +268,7 @@ pub(crate) fn test_observation(
         last_error: None,
         requests: 0,
         members: vec![],
+        problems: vec![],
     }
 }
 

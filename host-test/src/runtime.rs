@@ -98,6 +98,12 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             use http_body_util::BodyExt;
             use wasmtime_wasi_http::Error as HttpError;
             faults.count(request.method(), request.uri());
+            if crate::faults::is_lease_write(request.method(), request.uri())
+                && !request.headers().contains_key("if-match")
+                && !request.headers().contains_key("if-none-match")
+            {
+                faults.saw_unconditional_lease_write();
+            }
             if faults.is_partitioned() {
                 return Err(HttpError::ConnectionRefused);
             }
@@ -113,7 +119,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
                 }
                 Some(Fault::Delay(d)) => tokio::time::sleep(*d).await,
                 Some(Fault::Status(code)) => return Ok(synthetic_answer(*code)),
-                Some(Fault::CutResponse) | None => {}
+                Some(Fault::CutResponse | Fault::StripHeader(_) | Fault::ShiftDate(_)) | None => {}
             }
             if let Some(s3) = faults.in_process() {
                 let (parts, body) = request.into_parts();
@@ -135,10 +141,18 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             if lease_write {
                 faults.lease_write_took(sent.elapsed());
             }
-            if fault == Some(Fault::CutResponse) {
-                // The store has answered (so applied the request); the node never hears it.
-                drop(response);
-                return Err(HttpError::ConnectionTerminated);
+            let mut response = response;
+            match fault {
+                Some(Fault::CutResponse) => {
+                    // The store has answered (so applied the request); the node never hears it.
+                    drop(response);
+                    return Err(HttpError::ConnectionTerminated);
+                }
+                Some(Fault::StripHeader(name)) => {
+                    response.headers_mut().remove(name);
+                }
+                Some(Fault::ShiftDate(seconds)) => shift_date(response.headers_mut(), seconds),
+                _ => {}
             }
             Ok((
                 response.map(BodyExt::boxed_unsync),
@@ -152,6 +166,25 @@ type Answer = (
     http::Response<wasmtime_wasi_http::WasiBody>,
     Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
 );
+
+/// Move the `Date` header by `seconds` (a gateway or proxy whose clock is off).
+fn shift_date(headers: &mut http::HeaderMap, seconds: i64) {
+    let Some(date) = headers
+        .get("date")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| httpdate::parse_http_date(v).ok())
+    else {
+        return;
+    };
+    let shifted = if seconds >= 0 {
+        date + Duration::from_secs(seconds.unsigned_abs())
+    } else {
+        date - Duration::from_secs(seconds.unsigned_abs())
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&httpdate::fmt_http_date(shifted)) {
+        headers.insert("date", value);
+    }
+}
 
 /// An S3-style error answer made up by the "network" (never reached the store).
 fn synthetic_answer(status: u16) -> Answer {

@@ -189,6 +189,8 @@ fn label(action: &Action) -> String {
                 Fault::CutResponse => "cut answers".to_string(),
                 Fault::Delay(d) => format!("delay {}ms", d.as_millis()),
                 Fault::Status(code) => code.to_string(),
+                Fault::StripHeader(name) => format!("strip {name}"),
+                Fault::ShiftDate(s) => format!("date {s:+}s"),
             };
             let times = rule.times.map(|n| format!(" ×{n}")).unwrap_or_default();
             format!("{what}{times} ({:?})", rule.target).to_lowercase()

@@ -1327,6 +1327,7 @@ impl Sim {
             last_error: status.last_error.map(|e| e.to_string()),
             requests: 0,
             members: Vec::new(),
+            problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
         });
     }
 

@@ -111,6 +111,21 @@ impl Store {
     }
 
     /// GET an object's body; `None` if it does not exist.
+    /// Delete an object (what an operator's `aws s3 rm` does).
+    pub fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        let r = self.send(
+            "DELETE",
+            &self.object_url(bucket, key),
+            &[("content-length", "0")],
+            b"",
+            "s3",
+        )?;
+        match r.status {
+            200 | 204 | 404 => Ok(()),
+            _ => bail!("deleting {bucket}/{key}: {} {}", r.status, r.body_text()),
+        }
+    }
+
     pub fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let r = self.send("GET", &self.object_url(bucket, key), &[], b"", "s3")?;
         match r.status {

@@ -16,9 +16,11 @@ use host_test::ministack::Ministack;
 use host_test::runtime::{api, default_component_path, Runtime};
 use host_test::store::{Credentials, Store};
 use host_test::ConfigExt;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub struct TestEnv {
     pub runtime: Arc<Runtime>,
@@ -177,4 +179,146 @@ pub fn answers_of<'a>(h: &'a [Observation], node: &str, after_ms: u64) -> Vec<&'
     h.iter()
         .filter(|o| o.node == node && o.at_ms > after_ms)
         .collect()
+}
+
+pub fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Election processes of any runtime (`host-test node`, the jco elector), and everything
+/// they printed, as one history.
+pub struct Nodes {
+    bucket: String,
+    /// `--election` and `--prefix` of every process.
+    election: String,
+    lease_ms: u32,
+    pub epoch_unix_ms: u64,
+    history: Arc<Mutex<Vec<Observation>>>,
+    /// Each node's process and the thread reading its lines.
+    children: Vec<(String, Child, Option<std::thread::JoinHandle<()>>)>,
+}
+
+impl Nodes {
+    pub fn new(bucket: String, election: &str, lease_ms: u32) -> Nodes {
+        Nodes {
+            bucket,
+            election: election.to_string(),
+            lease_ms,
+            epoch_unix_ms: unix_ms(),
+            history: Arc::default(),
+            children: Vec::new(),
+        }
+    }
+
+    /// Start `cmd` (a `host-test node` or jco elector command) as node `id`.
+    pub fn spawn(&mut self, cmd: Command, id: &str) {
+        self.spawn_as(cmd, id, id);
+    }
+
+    /// Start `cmd` with node id `id`, named `label` in the history (processes that share a
+    /// node id are still told apart there).
+    pub fn spawn_as(&mut self, mut cmd: Command, id: &str, label: &str) {
+        let store = &env().store;
+        cmd.args([
+            "--node-id",
+            id,
+            "--election",
+            &self.election,
+            "--bucket",
+            &self.bucket,
+        ])
+        .args([
+            "--prefix",
+            "procs/",
+            "--lease-ms",
+            &self.lease_ms.to_string(),
+        ])
+        .env("AWS_ENDPOINT_URL_S3", &store.endpoint)
+        .env("AWS_REGION", &store.region)
+        .env("AWS_ACCESS_KEY_ID", &store.credentials.access_key_id)
+        .env(
+            "AWS_SECRET_ACCESS_KEY",
+            &store.credentials.secret_access_key,
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {id}: {cmd:?}: {e}"));
+        let stdout = child.stdout.take().unwrap();
+        let (history, epoch, name) = (self.history.clone(), self.epoch_unix_ms, label.to_string());
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let value: serde_json::Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{name} printed a non-JSON line {line:?}: {e}"));
+                let mut o = Observation::from_json(&value, epoch)
+                    .unwrap_or_else(|| panic!("{name} printed {line:?}"));
+                o.node = name.clone();
+                history.lock().unwrap().push(o);
+            }
+        });
+        self.children.push((label.to_string(), child, Some(reader)));
+    }
+
+    pub fn history(&self) -> Vec<Observation> {
+        self.history.lock().unwrap().clone()
+    }
+
+    /// Waits until `pred` holds on the history; panics with the history after `limit`.
+    pub fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&[Observation]) -> bool) {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if pred(&self.history()) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "{what}: not within {limit:?}\nhistory:\n{}",
+            pretty(&self.history())
+        );
+    }
+
+    /// SIGKILL (a crash: no release) or SIGTERM (the node resigns, then exits) to the process
+    /// named `id`. Returns once its last line is in the history.
+    pub fn signal(&mut self, id: &str, signal: &str) {
+        let (_, child, reader) = self
+            .children
+            .iter_mut()
+            .find(|(name, ..)| name == id)
+            .unwrap_or_else(|| panic!("no node {id}"));
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let _ = child.wait();
+        if let Some(reader) = reader.take() {
+            reader.join().expect("the line reader panicked (see above)");
+        }
+    }
+}
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for (_, child, _) in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn host_test_node() -> Command {
+    let bin = host_test::workspace_dir().join("target/debug/host-test");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p host-test` (make test does)",
+        bin.display()
+    );
+    let mut cmd = Command::new(bin);
+    // Like the jco elector: learn the store's quirks (Ceph wants bare ETags) first.
+    cmd.args(["node", "--probe-store"]);
+    cmd
 }
