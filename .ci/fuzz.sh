@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 SECS=${1:-30}
 shift || true
 FUZZ_DIR=tests/fuzz
-ALL=(classify xml headers lease_record member_record slot_record)
+ALL=(classify xml headers lease_record member_record slot_record elector)
 if [ $# -gt 0 ]; then TARGETS=("$@"); else TARGETS=("${ALL[@]}"); fi
 case $SECS in '' | *[!0-9]*) echo "usage: $0 [seconds-per-target] [target ...]" >&2; exit 2 ;; esac
 

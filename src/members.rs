@@ -8,6 +8,16 @@
 //! is stable and the lister reads a body only when an ETag is new: a quorum check costs one
 //! LIST, whatever the number of members. A body that is not a member record of this version
 //! is reported as such and not counted.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use crate::protocol::{ETag, ListEntry};
 use crate::time::Instant;
@@ -40,11 +50,13 @@ impl QuorumConfig {
     /// Quorum off. Heartbeat every lease/3, members fresh for three heartbeats (at least 3 s,
     /// since `Date` has a resolution of one second), grace of one lease.
     pub fn disabled_for_lease(lease: Duration) -> QuorumConfig {
-        let heartbeat_interval = lease / 3;
+        let heartbeat_interval = lease.checked_div(3).unwrap_or_default();
         QuorumConfig {
             size: 1,
             heartbeat_interval,
-            member_ttl: (heartbeat_interval * 3).max(Duration::from_secs(3)),
+            member_ttl: heartbeat_interval
+                .saturating_mul(3)
+                .max(Duration::from_secs(3)),
             grace: lease,
         }
     }
@@ -406,7 +418,7 @@ impl Members {
             .retain(|k, _| check.entries.iter().any(|e| &e.key == k));
         let mut fresh = view.iter().filter(|m| m.fresh).count() as u32;
         if !view.iter().any(|m| m.fresh && m.node_id == self.node_id) {
-            fresh += 1; // we count ourselves: we are alive and heartbeating
+            fresh = fresh.saturating_add(1); // we count ourselves: alive and heartbeating
         }
         view.sort_by(|a, b| a.node_id.cmp(&b.node_id));
         self.view = view;

@@ -3,6 +3,16 @@
 //! and how it answers `If-Match` on a missing key. A store that ignores the conditions is
 //! refused with [`Error::ConditionalWritesUnsupported`]: electing on it could make two
 //! leaders. Sans-IO, like the core; every step is one request.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use crate::error::Error;
 use crate::protocol::{ETag, Outcome, PutMode, Request};

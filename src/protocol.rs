@@ -2,6 +2,16 @@
 //! core, the quorum members, the probe, slot claims) ask the IO layer to send, and what the
 //! store answered, already normalised. It depends on nothing else in the crate, so imports
 //! run one way: guest glue → s3 → core → protocol.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use crate::error::Error;
 

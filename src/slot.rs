@@ -6,6 +6,16 @@
 //! No lease has to expire, so a crashed worker never costs a slot. A claim is won only by the
 //! write that carries its own nonce, never by the node id in the record, so workers that share
 //! an id still run each slot once. Sans-IO, like the core.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
@@ -126,7 +136,7 @@ impl SlotClaim {
             },
             (Step::Write { .. }, Outcome::Written { .. }) => Step::Done(Ok(Claim::Won)),
             (Step::Write { mode, record }, Outcome::Conflict) if self.conflicts < 3 => {
-                self.conflicts += 1;
+                self.conflicts = self.conflicts.saturating_add(1);
                 Step::Write { mode, record }
             }
             // 412: someone wrote first; anything else: maybe applied. Read back either way.

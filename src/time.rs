@@ -1,6 +1,16 @@
 //! The one time type the core uses. The core never reads a clock: every method that needs the
 //! time takes an [`Instant`] from the caller (wasi:clocks monotonic-clock in the component, a
 //! virtual clock in tests and the simulator).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 use std::ops::{Add, Sub};
 use std::time::Duration;

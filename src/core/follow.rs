@@ -179,7 +179,7 @@ impl Elector {
             View::Missing if self.mutated(Mutation::CreateLeaseOnMissing) => (
                 WriteKind::Acquire,
                 PutMode::Create,
-                self.highest_term_seen + 1,
+                self.highest_term_seen.saturating_add(1),
             ),
             View::Missing => (
                 WriteKind::Vacate,

@@ -108,7 +108,7 @@ impl Elector {
             Outcome::Conflict if w.conflicts < MAX_CONFLICT_RETRIES => {
                 // 409: a concurrent write was in progress and ours was not applied; send the
                 // same write again (same nonce, so a later read-back still recognises it).
-                w.conflicts += 1;
+                w.conflicts = w.conflicts.saturating_add(1);
                 self.planned = Some((now, w));
             }
             Outcome::Fatal(e) => self.fail(now, e),

@@ -41,6 +41,16 @@
 //! This file holds the elector's state and its public calls. The decisions are split by
 //! phase: [`follow`] (reading the record, judging it, taking it over), [`lead`] (writing,
 //! confirming, renewing, stepping down) and [`quorum`] (members and quorum checks).
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::arithmetic_side_effects,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
 
 mod follow;
 mod lead;

@@ -146,7 +146,9 @@ impl Elector {
     /// even if the check took long or the process was paused half-way.
     pub(super) fn quorum_confirmed(&self, now: Instant) -> bool {
         let q = self.members.config();
-        let recent = q.heartbeat_interval + self.config.timings.retry_period;
+        let recent = q
+            .heartbeat_interval
+            .saturating_add(self.config.timings.retry_period);
         !q.enabled()
             || self
                 .members

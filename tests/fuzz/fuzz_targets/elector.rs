@@ -1,0 +1,201 @@
+//! The election core driven by arbitrary store answers: whatever a store (or something posing
+//! as one) sends, in any order, at any time, the elector never panics, never writes the lease
+//! without a condition, never promises more than a lease, never leads without a fencing
+//! token, and its terms only grow.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use libfuzzer_sys::fuzz_target;
+use s3_election::config::{ElectionConfig, Timings};
+use s3_election::core::{Elector, Event, Role, MAX_REQUESTS_PER_TICK};
+use s3_election::members::QuorumConfig;
+use s3_election::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
+use s3_election::record::{LeaseRecord, FORMAT};
+use s3_election::time::Instant;
+use s3_election::Error;
+use std::time::Duration;
+
+/// A lease record with arbitrary values (the decoder decides what is foreign).
+#[derive(Arbitrary, Debug)]
+struct AnyRecord {
+    holder: u8,
+    instance: Option<u8>,
+    term: u64,
+    lease_ms: u64,
+    renewals: u64,
+    nonce: u8,
+    released: bool,
+    vacant: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+enum Body {
+    Record(AnyRecord),
+    /// The body of the elector's own last write (a write that landed).
+    Echo,
+    Bytes(Vec<u8>),
+}
+
+#[derive(Arbitrary, Debug)]
+enum Answer {
+    Found {
+        etag: u8,
+        body: Body,
+        last_modified: Option<u32>,
+        date: Option<u32>,
+    },
+    NotModified { date: Option<u32> },
+    NotFound,
+    Written { etag: u8 },
+    PreconditionFailed,
+    Conflict,
+    Transient,
+    Fatal,
+    Listed {
+        keys: Vec<(u8, u32)>,
+        more: bool,
+        date: Option<u32>,
+    },
+    Deleted,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Step {
+    /// Milliseconds to the next step.
+    advance_ms: u16,
+    answers: Vec<Answer>,
+    resign: bool,
+}
+
+#[derive(Arbitrary, Debug)]
+struct Run {
+    stateless: bool,
+    quorum: bool,
+    probe: bool,
+    seed: u64,
+    steps: Vec<Step>,
+}
+
+const EPOCH_S: u64 = 1_790_000_000;
+
+fn outcome(answer: Answer, last_body: &[u8], node: &str) -> Outcome {
+    let time = |s: Option<u32>| s.map(|s| EPOCH_S + u64::from(s));
+    match answer {
+        Answer::Found {
+            etag,
+            body,
+            last_modified,
+            date,
+        } => Outcome::Found {
+            etag: ETag(format!("\"e{etag}\"")),
+            body: match body {
+                Body::Echo => last_body.to_vec(),
+                Body::Bytes(b) => b,
+                Body::Record(r) => LeaseRecord {
+                    format: FORMAT.into(),
+                    holder: if r.holder % 2 == 0 {
+                        node.to_string()
+                    } else {
+                        format!("n{}", r.holder)
+                    },
+                    term: r.term,
+                    lease_ms: r.lease_ms,
+                    renewals: r.renewals,
+                    nonce: format!("{:x}", r.nonce),
+                    released: r.released,
+                    vacant: r.vacant,
+                    instance: r.instance.map(|i| format!("i-{i}")),
+                    metadata: String::new(),
+                    members: Vec::new(),
+                    members_omitted: 0,
+                }
+                .encode(),
+            },
+            last_modified: time(last_modified),
+            date: time(date),
+        },
+        Answer::NotModified { date } => Outcome::NotModified { date: time(date) },
+        Answer::NotFound => Outcome::NotFound,
+        Answer::Written { etag } => Outcome::Written {
+            etag: ETag(format!("\"w{etag}\"")),
+        },
+        Answer::PreconditionFailed => Outcome::PreconditionFailed,
+        Answer::Conflict => Outcome::Conflict,
+        Answer::Transient => Outcome::Transient(Error::Transport("fuzz".into())),
+        Answer::Fatal => Outcome::Fatal(Error::AccessDenied {
+            code: "AccessDenied".into(),
+            message: "fuzz".into(),
+        }),
+        Answer::Listed { keys, more, date } => Outcome::Listed {
+            entries: keys
+                .into_iter()
+                .take(50)
+                .map(|(k, lm)| ListEntry {
+                    key: format!("f/members/m{k}"),
+                    etag: ETag(format!("\"m{k}\"")),
+                    last_modified_ms: (EPOCH_S + u64::from(lm)) * 1000,
+                })
+                .collect(),
+            continuation: more.then(|| "next".to_string()),
+            date: time(date),
+        },
+        Answer::Deleted => Outcome::Deleted,
+    }
+}
+
+fuzz_target!(|run: Run| {
+    let lease = Duration::from_secs(3);
+    let mut quorum = QuorumConfig::disabled_for_lease(lease);
+    if run.quorum && !run.stateless {
+        quorum.size = 2;
+    }
+    let config = ElectionConfig {
+        name: "f".into(),
+        node_id: "me".into(),
+        key_prefix: String::new(),
+        timings: Timings::for_lease(lease),
+        metadata: String::new(),
+        stateless: run.stateless,
+        probe_store: run.probe,
+        quorum,
+    };
+    let mut e = Elector::new(config, Instant::from_nanos(0), run.seed);
+    let mut now = Instant::from_nanos(1_000_000_000);
+    let mut last_body = Vec::new();
+    let mut highest_elected = 0;
+    for step in run.steps.into_iter().take(64) {
+        now = now + Duration::from_millis(u64::from(step.advance_ms));
+        if step.resign {
+            e.resign(now);
+        }
+        e.handle_timeout(now);
+        let mut answers = step.answers.into_iter();
+        for _ in 0..MAX_REQUESTS_PER_TICK {
+            let Some(request) = e.poll_request(now) else {
+                break;
+            };
+            if let Request::Put { mode, body } = &request {
+                // Every lease write carries a condition, and is a record a reader accepts.
+                assert!(matches!(mode, PutMode::Create | PutMode::Update(_)));
+                assert!(LeaseRecord::decode(body).is_ok(), "wrote a record readers refuse");
+                last_body = body.clone();
+            }
+            let Some(answer) = answers.next() else {
+                break;
+            };
+            e.handle_response(now, outcome(answer, &last_body, "me"));
+        }
+        let status = e.status(now);
+        assert!(status.valid_for <= lease, "promised more than a lease");
+        if status.role == Role::Leader {
+            assert!(status.fencing_token.is_some(), "a leader without a fencing token");
+        }
+        while let Some(event) = e.poll_event() {
+            if let Event::Elected { term } = event {
+                assert!(term > highest_elected, "term {term} after {highest_elected}");
+                highest_elected = term;
+            }
+        }
+        let _ = e.take_error();
+    }
+});
