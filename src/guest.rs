@@ -258,6 +258,13 @@ impl Driver {
             return Err(to_wit(e));
         }
         let status = self.core.status(now());
+        if !self.core.knows_lease() {
+            // Not even one read succeeded (a fresh instance cut off from the store): "nobody
+            // leads" would be a guess, so the failure is the answer.
+            if let Some(e) = status.last_error {
+                return Err(to_wit(e));
+            }
+        }
         let events = std::iter::from_fn(|| self.core.poll_event())
             .map(event_to_wit)
             .collect();
@@ -442,7 +449,7 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
     }
     let response = match pending.get() {
         Some(Ok(Ok(r))) => r,
-        Some(Ok(Err(code))) => return Err(transport("no answer", format!("{code:?}"))),
+        Some(Ok(Err(code))) => return Err(transport("no answer", http_error(&code))),
         Some(Err(())) | None => return Err(transport("no answer", "response lost".into())),
     };
     let status = response.status();
@@ -487,6 +494,33 @@ fn send(request: &HttpRequest, timeout: Duration) -> Result<HttpResponse, Error>
         headers,
         body: bytes,
     })
+}
+
+/// The common ways a request fails, in words (the rest by name only: `Debug` for all of
+/// `ErrorCode` would cost kilobytes of the component).
+fn http_error(code: &http::ErrorCode) -> String {
+    use http::ErrorCode as E;
+    match code {
+        E::DnsTimeout => "DNS timeout".into(),
+        E::DnsError(e) => format!("DNS error {}", e.rcode.as_deref().unwrap_or("")),
+        E::DestinationNotFound => "destination not found".into(),
+        E::DestinationUnavailable => "destination unavailable".into(),
+        E::DestinationIpUnroutable => "destination unroutable".into(),
+        E::ConnectionRefused => "connection refused".into(),
+        E::ConnectionTerminated => "connection terminated".into(),
+        E::ConnectionTimeout => "connection timeout".into(),
+        E::ConnectionReadTimeout => "read timeout".into(),
+        E::ConnectionWriteTimeout => "write timeout".into(),
+        E::TlsCertificateError => "TLS certificate error".into(),
+        E::TlsProtocolError => "TLS protocol error".into(),
+        E::HttpRequestDenied => {
+            "request denied by the runtime (is the store's host allowed?)".into()
+        }
+        E::HttpResponseTimeout => "response timeout".into(),
+        E::HttpProtocolError => "HTTP protocol error".into(),
+        E::InternalError(why) => format!("runtime error {}", why.as_deref().unwrap_or("")),
+        _ => "request failed in the runtime".into(),
+    }
 }
 
 // ----- WIT <-> crate types -----------------------------------------------------------------------

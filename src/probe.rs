@@ -150,14 +150,11 @@ impl Probe {
             (Step::MissingKey, Outcome::Written { .. }) => {
                 unsupported("If-Match on a missing key created it")
             }
-            (step, other) => Step::Done(Err(Error::Store {
-                status: 0,
-                code: "UnexpectedAnswer".into(),
-                message: format!("probe step {step:?}: {other:?}")
-                    .chars()
-                    .take(200)
-                    .collect(),
-            })),
+            (step, other) => Step::Done(Err(Error::BadAnswer(format!(
+                "{} to the probe's {}",
+                other.kind(),
+                step.name()
+            )))),
         };
     }
 
@@ -171,6 +168,22 @@ impl Probe {
         match &self.step {
             Step::Done(r) => Some(r),
             _ => None,
+        }
+    }
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Step::Create => "create",
+            Step::ClearLeftover => "removal of a leftover",
+            Step::CreateAgain { .. } => "second create",
+            Step::WrongEtag { .. } => "write with a wrong ETag",
+            Step::Quoted { .. } => "write with the quoted ETag",
+            Step::Unquoted { .. } => "write with the bare ETag",
+            Step::MissingKey => "write to a missing key",
+            Step::Cleanup => "clean-up",
+            Step::Done(_) => "end",
         }
     }
 }

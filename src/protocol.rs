@@ -96,6 +96,25 @@ pub enum Outcome {
     Fatal(Error),
 }
 
+impl Outcome {
+    /// What kind of answer this is, for messages about answers that make no sense where they
+    /// came (without printing bodies, and without the size of a `Debug` implementation).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Outcome::Found { .. } => "an object",
+            Outcome::NotModified { .. } => "304 Not Modified",
+            Outcome::NotFound => "404 Not Found",
+            Outcome::Written { .. } => "a successful write",
+            Outcome::Listed { .. } => "a listing",
+            Outcome::Deleted => "a successful delete",
+            Outcome::PreconditionFailed => "412 Precondition Failed",
+            Outcome::Conflict => "409 Conflict",
+            Outcome::Transient(_) => "a transient failure",
+            Outcome::Fatal(_) => "an error",
+        }
+    }
+}
+
 /// One object from a LIST answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ListEntry {

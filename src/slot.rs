@@ -170,11 +170,10 @@ impl SlotClaim {
                     reason,
                 }),
             Outcome::Transient(e) | Outcome::Fatal(e) => Err(e),
-            other => Err(Error::Store {
-                status: 0,
-                code: "UnexpectedAnswer".into(),
-                message: format!("{other:?}").chars().take(100).collect(),
-            }),
+            other => Err(Error::BadAnswer(format!(
+                "{} to a read of the slot",
+                other.kind()
+            ))),
         }
     }
 

@@ -23,19 +23,40 @@ fn derived_grace(lease: u32) -> Duration {
     ms(lease / 15)
 }
 
+/// The component imports exactly what the election uses, all at WASI 0.2.0 and all within
+/// the wasi:http/proxy world, so any WASI 0.2 HTTP host runs it without `-S cli`; and exports
+/// the election interface. The example worker adds only its settings interface.
 #[test]
-fn the_component_imports_only_wasi() {
-    let imports = env().runtime.import_names();
-    assert!(!imports.is_empty());
-    for name in &imports {
-        assert!(
-            name.starts_with("wasi:"),
-            "non-WASI import {name} in {imports:?}"
-        );
+fn the_component_imports_exactly_what_it_uses() {
+    let mut imports = env().runtime.import_names();
+    imports.sort();
+    assert_eq!(
+        imports,
+        [
+            "wasi:clocks/monotonic-clock@0.2.0",
+            "wasi:clocks/wall-clock@0.2.0",
+            "wasi:http/outgoing-handler@0.2.0",
+            "wasi:http/types@0.2.0",
+            "wasi:io/error@0.2.0",
+            "wasi:io/poll@0.2.0",
+            "wasi:io/streams@0.2.0",
+            "wasi:random/random@0.2.0",
+        ]
+    );
+    let root = host_test::workspace_dir();
+    for (worker, settings) in [
+        ("edge-worker-composed.wasm", "wasi:cli/environment@0.2.0"),
+        ("edge-worker-serve.wasm", "wasi:config/store@0.2.0-rc.1"),
+    ] {
+        let path = root.join("target/component").join(worker);
+        let mut names = host_test::runtime::component_imports(&path)
+            .unwrap_or_else(|e| panic!("{}: {e:#} (run `make edge-worker`)", path.display()));
+        names.sort();
+        let mut expected = imports.clone();
+        expected.push(settings.to_string());
+        expected.sort();
+        assert_eq!(names, expected, "{worker}");
     }
-    assert!(imports
-        .iter()
-        .any(|i| i.starts_with("wasi:http/outgoing-handler@0.2")));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

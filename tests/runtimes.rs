@@ -100,14 +100,41 @@ struct Worker {
 }
 
 impl Worker {
+    /// The worker on `wasmtime serve`, its settings as wasi:config variables: it imports
+    /// nothing from wasi:cli, so no `-S cli`.
     fn serve(bucket: &str, id: &str) -> Worker {
+        let store = &env().store;
+        Worker::serve_with(
+            id,
+            &[
+                ("AWS_ENDPOINT_URL_S3", store.endpoint.clone()),
+                ("AWS_REGION", store.region.clone()),
+                ("AWS_ACCESS_KEY_ID", store.credentials.access_key_id.clone()),
+                (
+                    "AWS_SECRET_ACCESS_KEY",
+                    store.credentials.secret_access_key.clone(),
+                ),
+                ("S3E_BUCKET", bucket.to_string()),
+                ("S3E_ELECTION", "edge".to_string()),
+                ("S3E_NODE_ID", id.to_string()),
+                ("S3E_PREFIX", "edge/".to_string()),
+                ("S3E_LEASE_MS", LEASE_MS.to_string()),
+                (
+                    "S3E_UNQUOTED_ETAGS",
+                    env().profile.unquoted_etags.to_string(),
+                ),
+            ],
+        )
+    }
+
+    fn serve_with(id: &str, vars: &[(&str, String)]) -> Worker {
         let root = host_test::workspace_dir();
         let wasmtime = root.join("target/tools/bin/wasmtime");
-        let composed = root.join("target/edge-worker/edge-worker-composed.wasm");
+        let composed = root.join("target/component/edge-worker-serve.wasm");
         for path in [&wasmtime, &composed] {
             assert!(
                 path.exists(),
-                "{} is missing: run `make edge-worker` (make test does)",
+                "{} is missing: run `make edge-worker tools` (make test does)",
                 path.display()
             );
         }
@@ -116,29 +143,16 @@ impl Worker {
             .local_addr()
             .unwrap()
             .port();
-        let store = &env().store;
-        let vars = [
-            ("AWS_ENDPOINT_URL_S3", store.endpoint.clone()),
-            ("AWS_REGION", store.region.clone()),
-            ("AWS_ACCESS_KEY_ID", store.credentials.access_key_id.clone()),
-            (
-                "AWS_SECRET_ACCESS_KEY",
-                store.credentials.secret_access_key.clone(),
-            ),
-            ("S3E_BUCKET", bucket.to_string()),
-            ("S3E_NODE_ID", id.to_string()),
-            ("S3E_PREFIX", "edge/".to_string()),
-            ("S3E_LEASE_MS", LEASE_MS.to_string()),
-            (
-                "S3E_UNQUOTED_ETAGS",
-                env().profile.unquoted_etags.to_string(),
-            ),
-        ];
         let mut cmd = Command::new(&wasmtime);
-        // -S cli: the worker reads its config with wasi:cli/environment.
-        cmd.args(["serve", "-S", "cli", "--addr", &format!("127.0.0.1:{port}")]);
-        for (name, value) in &vars {
-            cmd.args(["--env", &format!("{name}={value}")]);
+        cmd.args([
+            "serve",
+            "-S",
+            "config",
+            "--addr",
+            &format!("127.0.0.1:{port}"),
+        ]);
+        for (name, value) in vars {
+            cmd.args(["-S", &format!("config-var={name}={value}")]);
         }
         let mut child = cmd
             .arg(&composed)
@@ -164,8 +178,8 @@ impl Worker {
         }
     }
 
-    /// One request; the answer's JSON.
-    fn call(&self, method: &str, path: &str) -> serde_json::Value {
+    /// One request; its status and the answer's JSON.
+    fn request(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
         let url = format!("http://127.0.0.1:{}{path}", self.port);
         let response = match ureq::request(method, &url).call() {
             Ok(r) => r,
@@ -174,8 +188,15 @@ impl Worker {
         };
         let status = response.status();
         let text = response.into_string().unwrap();
-        assert_eq!(status, 200, "{method} {url}: {text}");
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"))
+        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+        (status, json)
+    }
+
+    /// One request that must succeed; the answer's JSON.
+    fn call(&self, method: &str, path: &str) -> serde_json::Value {
+        let (status, json) = self.request(method, path);
+        assert_eq!(status, 200, "{method} {path}: {json}");
+        json
     }
 
     /// `POST /tick`, recorded as an observation of this node.
@@ -209,32 +230,37 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     let epoch = unix_ms();
     let mut h = Vec::new();
 
-    // Nobody leads yet.
+    // Nobody leads yet: GET / reads once and writes nothing.
     let before = z.call("GET", "/");
     assert_eq!(before["leader"], serde_json::Value::Null, "{before}");
+    assert!(env()
+        .store
+        .get_object(&b, "edge/edge/lease")
+        .unwrap()
+        .is_none());
 
-    // The first tick takes the free lease; the other worker sees it held.
-    let first = a.tick(&mut h, epoch);
+    // The first ticks write a vacancy and wait it out (stateless: by the store's clock).
+    let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 6);
+    let first = loop {
+        let t = a.tick(&mut h, epoch);
+        if t["is_leader"] == true || Instant::now() > deadline {
+            break t;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    };
     assert_eq!(first["is_leader"], true, "{first}");
-    // Term 1: the query before wrote nothing.
     let term = first["term"].as_u64().unwrap();
-    assert_eq!(term, 1, "{first}");
     let other = z.tick(&mut h, epoch);
     assert_eq!(other["is_leader"], false, "{other}");
     assert_eq!(other["leader"], "worker-a", "{other}");
 
-    // GET / reads without writing: who leads, am I leader, which term.
-    let seen_by_z = z.call("GET", "/");
+    // GET / answers who leads and with which term, without a node id.
+    let seen = z.call("GET", "/");
     assert_eq!(
-        (
-            &seen_by_z["leader"],
-            &seen_by_z["is_leader"],
-            &seen_by_z["term"]
-        ),
-        (&"worker-a".into(), &false.into(), &term.into()),
-        "{seen_by_z}"
+        (&seen["leader"], &seen["term"]),
+        (&"worker-a".into(), &term.into()),
+        "{seen}"
     );
-    assert_eq!(a.call("GET", "/")["is_leader"], true);
 
     // A fresh instance of the leader renews its own lease: same term.
     let renewed = a.tick(&mut h, epoch);
@@ -244,24 +270,58 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
         "{renewed}"
     );
 
-    // The leader stops ticking: once the lease has expired, the other worker takes over
-    // with a higher term.
-    std::thread::sleep(Duration::from_millis(u64::from(LEASE_MS) + 500));
-    let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 4);
+    // The leader stops ticking: once the lease has expired by the store's clock, the other
+    // worker takes over with a higher term.
+    let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 6);
     let taken = loop {
         let t = z.tick(&mut h, epoch);
         if t["is_leader"] == true || Instant::now() > deadline {
             break t;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(300));
     };
     assert_eq!(taken["is_leader"], true, "{taken}");
     assert!(taken["term"].as_u64().unwrap() > term, "{taken}");
-    let seen_by_a = a.call("GET", "/");
-    assert_eq!(
-        (&seen_by_a["leader"], &seen_by_a["is_leader"]),
-        (&"worker-z".into(), &false.into()),
-        "{seen_by_a}"
-    );
+    assert_eq!(a.call("GET", "/")["leader"], "worker-z");
     assert_invariants(&h);
+}
+
+/// A tick that fails is an error (5xx with the typed error), never "not leader, nobody
+/// leads": here the store is unreachable, and the settings incomplete.
+#[test]
+fn the_edge_worker_reports_failures_as_errors() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let vars = [
+        ("AWS_ENDPOINT_URL_S3", format!("http://127.0.0.1:{closed}")),
+        ("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "secret".to_string()),
+        ("S3E_BUCKET", "nowhere".to_string()),
+        ("S3E_ELECTION", "edge".to_string()),
+        ("S3E_NODE_ID", "worker-x".to_string()),
+    ];
+    let w = Worker::serve_with("worker-x", &vars);
+    for (method, path) in [("POST", "/tick"), ("GET", "/")] {
+        let (status, json) = w.request(method, path);
+        assert!(
+            (500..600).contains(&status),
+            "{method} {path}: {status} {json}"
+        );
+        assert!(
+            json["error"]
+                .as_str()
+                .is_some_and(|e| e.starts_with("transport:")),
+            "{json}"
+        );
+    }
+    let incomplete = Worker::serve_with("worker-y", &vars[..3]);
+    let (status, json) = incomplete.request("POST", "/tick");
+    assert_eq!(status, 500, "{json}");
+    assert!(
+        json["error"].as_str().unwrap().contains("S3E_BUCKET"),
+        "{json}"
+    );
 }

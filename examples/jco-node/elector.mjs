@@ -37,20 +37,23 @@ const s3 = {
   region: env("AWS_REGION", "us-east-1"),
   bucket: need("bucket"),
   pathStyle: true,
-  accessKeyId: env("AWS_ACCESS_KEY_ID"),
-  secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
-  sessionToken: process.env.AWS_SESSION_TOKEN,
+  credentials: {
+    accessKeyId: env("AWS_ACCESS_KEY_ID"),
+    secretAccessKey: env("AWS_SECRET_ACCESS_KEY"),
+    sessionToken: process.env.AWS_SESSION_TOKEN,
+  },
   unquotedEtags: false,
 };
 const config = {
-  name: need("election"),
+  election: { name: need("election"), keyPrefix: args.prefix ?? "" },
   nodeId: need("node-id"),
-  keyPrefix: args.prefix ?? "",
-  leaseMs: args["lease-ms"] === undefined ? undefined : Number(args["lease-ms"]),
   metadata: args.metadata ?? "",
   stateless: false,
   // Learn the store's quirks (Ceph wants bare ETags) and refuse one without conditional writes.
   probeStore: true,
+  // Unset timings take the defaults; only the lease is given here.
+  timings: args["lease-ms"] === undefined ? undefined : { leaseMs: Number(args["lease-ms"]) },
+  quorum: undefined,
 };
 
 // A WIT `result` error arrives as a thrown ComponentError whose payload is the variant.
@@ -109,6 +112,7 @@ function observation(answer) {
     error: null,
     last_error: s.lastError ? describe(s.lastError) : null,
     requests: s.requests,
+    problems: s.problems,
   };
 }
 

@@ -37,7 +37,18 @@ pub fn default_component_path() -> PathBuf {
     if let Some(p) = std::env::var_os("S3_ELECTION_WASM") {
         return PathBuf::from(p);
     }
-    crate::workspace_dir().join("target/wasm32-wasip2/release/s3_election.wasm")
+    crate::workspace_dir().join("target/component/s3_election.wasm")
+}
+
+/// The names of everything a component file imports.
+pub fn component_imports(path: &Path) -> Result<Vec<String>> {
+    let engine = Engine::new(&Config::new())?;
+    let component = Component::from_file(&engine, path)?;
+    Ok(component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_string())
+        .collect())
 }
 
 /// Per-node store data.

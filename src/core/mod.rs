@@ -542,6 +542,12 @@ impl Elector {
         self.members.next_due().map_or(due, |m| m.min(due))
     }
 
+    /// Whether this elector has read the lease at least once (so its status is knowledge,
+    /// not ignorance: a fresh instance whose read failed knows nothing about who leads).
+    pub fn knows_lease(&self) -> bool {
+        !matches!(self.view, View::Unknown)
+    }
+
     /// A fatal error from the last step, once; the elector retries on later steps.
     pub fn take_error(&mut self) -> Option<Error> {
         self.fatal.take()

@@ -1,26 +1,36 @@
 //! An edge worker that takes part in a leader election: a wasi:http incoming handler that
-//! imports the s3-election interface (filled in by `wac plug` with the real component).
+//! imports the s3-election interface through the s3-election-sdk crate.
 //!
 //! Every request gets a fresh instance, so the worker elects in stateless mode: the lease and
-//! the store's clock are all it knows.
+//! the store's clock are all it knows. Each replica of the worker is one node: give each its
+//! own `S3E_NODE_ID` (its host name, say); invocations of one replica share it.
 //!
-//! - `GET /`      who leads, am I the leader, which term (reads the lease, never writes)
-//! - `POST /tick` one election step: acquire the lease if it is free, renew it if this node
-//!   holds it (a cron trigger calls this every few seconds)
+//! - `GET /`      who leads (one read, never a write, no node id needed)
+//! - `POST /tick` one election step for this replica: acquire the lease if it is free, renew
+//!   it if this replica holds it (a cron trigger or load balancer calls this every few
+//!   seconds). `is_leader` says whether this call may act as leader, for `valid_ms`.
 //!
-//! Configuration comes from the environment (`wasmtime serve --env NAME=VALUE`):
-//! `AWS_ENDPOINT_URL_S3`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-//! `AWS_SESSION_TOKEN`, `S3E_BUCKET`, `S3E_NODE_ID`, `S3E_ELECTION` (default `edge`),
-//! `S3E_PREFIX`, `S3E_LEASE_MS`, `S3E_UNQUOTED_ETAGS` (`true` for Ceph RGW).
+//! A failed step is an error (HTTP 5xx with the typed error), never "nobody leads".
+//! Settings: environment variables, see [`s3_election_sdk::Settings`] (or wasi:config/store
+//! with the `wasi-config` feature, for `wasmtime serve -S config`).
 
+#[cfg(not(feature = "wasi-config"))]
 wit_bindgen::generate!({
     world: "s3-election:edge-worker/edge-worker",
     path: ["../../wit", "wit"],
     generate_all,
 });
 
+#[cfg(feature = "wasi-config")]
+wit_bindgen::generate!({
+    world: "s3-election:edge-worker/edge-worker-config",
+    path: ["../../wit", "wit"],
+    generate_all,
+});
+
 use exports::wasi::http::incoming_handler::Guest;
-use s3_election::election::election::{self as election, Elector, Role};
+use s3_election_sdk::{self as sdk, Election, ElectionRef, Role, Settings};
+use std::collections::HashMap;
 use wasi::http::types::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
@@ -32,7 +42,7 @@ impl Guest for Worker {
     fn handle(request: IncomingRequest, response_out: ResponseOutparam) {
         let path = request.path_with_query().unwrap_or_default();
         let (status, body) = match (request.method(), path.as_str()) {
-            (Method::Get, "/") => report(),
+            (Method::Get, "/") => who_leads(),
             (Method::Post, "/tick") => tick(),
             _ => (404, r#"{"error":"try GET / or POST /tick"}"#.to_string()),
         };
@@ -40,21 +50,30 @@ impl Guest for Worker {
     }
 }
 
-/// Who leads, without writing anything.
-fn report() -> (u16, String) {
-    let (s3, config) = match config() {
-        Ok(c) => c,
-        Err(e) => return (500, error_json(&e)),
+/// The settings, as name/value pairs from the environment (or, built with `wasi-config`,
+/// from wasi:config/store).
+fn settings() -> Settings<impl Fn(&str) -> Option<String>> {
+    #[cfg(not(feature = "wasi-config"))]
+    let pairs = wasi::cli::environment::get_environment();
+    #[cfg(feature = "wasi-config")]
+    let pairs = wasi::config::store::get_all().unwrap_or_default();
+    let values: HashMap<String, String> = pairs.into_iter().collect();
+    Settings::new(move |name: &str| values.get(name).cloned())
+}
+
+/// Who leads, read once; never writes.
+fn who_leads() -> (u16, String) {
+    let s = settings();
+    let (s3, election) = match (s.s3(), s.election()) {
+        (Ok(s3), Ok(e)) => (s3, e),
+        (Err(e), _) | (_, Err(e)) => return (500, error_json(&e)),
     };
-    let me = config.node_id.clone();
-    let answer = Elector::open(&s3, &config).and_then(|elector| elector.query_leader());
-    match answer {
+    let which = ElectionRef::new(election.election.name).with_prefix(election.election.key_prefix);
+    match sdk::who_leads(&s3, &which) {
         Ok(leader) => (
             200,
             format!(
-                r#"{{"node":{},"is_leader":{},"leader":{},"term":{},"metadata":{}}}"#,
-                json_string(&me),
-                leader.as_ref().is_some_and(|l| l.node_id == me),
+                r#"{{"leader":{},"term":{},"metadata":{}}}"#,
                 leader
                     .as_ref()
                     .map_or("null".into(), |l| json_string(&l.node_id)),
@@ -66,93 +85,56 @@ fn report() -> (u16, String) {
                     .map_or("null".into(), |l| json_string(&l.metadata)),
             ),
         ),
-        Err(e) => (502, error_json(&describe(&e))),
+        Err(e) => (status_of(&e), error_json(&sdk::describe(&e))),
     }
 }
 
-/// One election step for this node.
+/// One election step for this replica.
 fn tick() -> (u16, String) {
-    let (s3, config) = match config() {
-        Ok(c) => c,
-        Err(e) => return (500, error_json(&e)),
-    };
-    let me = config.node_id.clone();
-    match Elector::open(&s3, &config).and_then(|elector| elector.tick()) {
-        Ok(status) => (
-            200,
-            format!(
-                r#"{{"node":{},"is_leader":{},"leader":{},"term":{},"valid_ms":{}}}"#,
-                json_string(&me),
-                status.role == Role::Leader,
-                status
-                    .leader
-                    .as_ref()
-                    .map_or("null".into(), |l| json_string(&l.node_id)),
-                status
-                    .leader
-                    .as_ref()
-                    .map_or("null".into(), |l| l.term.to_string()),
-                status.valid_ms,
-            ),
-        ),
-        Err(e) => (502, error_json(&describe(&e))),
-    }
-}
-
-fn config() -> Result<(election::S3Config, election::ElectionConfig), String> {
-    let var = |name: &str| std::env::var(name).map_err(|_| format!("{name} is not set"));
-    let optional = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let lease_ms = match optional("S3E_LEASE_MS") {
-        Some(v) => Some(
-            v.parse::<u32>()
-                .map_err(|_| format!("S3E_LEASE_MS is not a number: {v}"))?,
-        ),
-        None => None,
-    };
-    let s3 = election::S3Config {
-        endpoint: var("AWS_ENDPOINT_URL_S3")?,
-        region: optional("AWS_REGION").unwrap_or_else(|| "us-east-1".into()),
-        bucket: var("S3E_BUCKET")?,
-        path_style: true,
-        access_key_id: var("AWS_ACCESS_KEY_ID")?,
-        secret_access_key: var("AWS_SECRET_ACCESS_KEY")?,
-        session_token: optional("AWS_SESSION_TOKEN"),
-        unquoted_etags: optional("S3E_UNQUOTED_ETAGS").is_some_and(|v| v == "true"),
-    };
-    let config = election::ElectionConfig {
-        name: optional("S3E_ELECTION").unwrap_or_else(|| "edge".into()),
-        node_id: var("S3E_NODE_ID")?,
-        key_prefix: optional("S3E_PREFIX").unwrap_or_default(),
-        lease_ms,
-        renew_deadline_ms: None,
-        retry_period_ms: None,
-        renew_interval_ms: None,
-        grace_ms: None,
-        max_drift_ppm: None,
-        request_timeout_ms: None,
-        metadata: String::new(),
+    let s = settings();
+    let (s3, election) = match (s.s3(), s.election()) {
         // A fresh instance per request: nothing survives between ticks.
-        stateless: true,
-        quorum: None,
-        heartbeat_interval_ms: None,
-        member_ttl_ms: None,
-        quorum_grace_ms: None,
-        probe_store: None,
+        (Ok(s3), Ok(e)) => (s3, e.stateless()),
+        (Err(e), _) | (_, Err(e)) => return (500, error_json(&e)),
     };
-    Ok((s3, config))
+    let me = election.node_id.clone();
+    let status = match Election::open(&s3, &election).and_then(|mut e| e.tick().cloned()) {
+        Ok(status) => status,
+        Err(e) => return (status_of(&e), error_json(&sdk::describe(&e))),
+    };
+    let problems: Vec<String> = status
+        .problems
+        .iter()
+        .map(|p| json_string(&format!("{p:?}")))
+        .collect();
+    (
+        200,
+        format!(
+            r#"{{"node":{},"is_leader":{},"leader":{},"term":{},"valid_ms":{},"next_tick_ms":{},"problems":[{}]}}"#,
+            json_string(&me),
+            status.role == Role::Leader,
+            status
+                .leader
+                .as_ref()
+                .map_or("null".into(), |l| json_string(&l.node_id)),
+            status
+                .leader
+                .as_ref()
+                .map_or("null".into(), |l| l.term.to_string()),
+            status.valid_ms,
+            status.next_tick_ms,
+            problems.join(","),
+        ),
+    )
 }
 
-/// The error's kind and detail; the component never puts secrets in errors.
-fn describe(e: &election::Error) -> String {
-    use election::Error as E;
+/// A setting that cannot work is this worker's fault (500); anything the store or the
+/// network did is a bad gateway (502), or unavailable while it is only transient (503).
+fn status_of(e: &sdk::Error) -> u16 {
     match e {
-        E::InvalidConfig(c) => format!("invalid-config: {}: {}", c.field, c.problem),
-        E::AccessDenied(s) => format!("access-denied: {} {}: {}", s.status, s.code, s.message),
-        E::Store(s) => format!("store: {} {}: {}", s.status, s.code, s.message),
-        E::BucketMissing(b) => format!("bucket-missing: {b}"),
-        E::ForeignRecord(w) => format!("foreign-record: {w}"),
-        E::ConditionalWritesUnsupported(w) => format!("conditional-writes-unsupported: {w}"),
-        E::Transport(w) => format!("transport: {w}"),
+        sdk::Error::InvalidConfig(_) => 500,
+        sdk::Error::Transport(_) => 503,
+        _ => 502,
     }
 }
 
