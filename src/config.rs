@@ -1,7 +1,7 @@
 //! Configuration and its validation. Everything here is checked before any request is sent, so
 //! a bad setting is a [`ConfigError`] at open time, never a surprise during an election.
 
-use crate::members::QuorumConfig;
+use crate::error::ConfigError;
 use std::fmt;
 use std::time::Duration;
 
@@ -40,6 +40,38 @@ pub struct S3Config {
     pub session_token: Option<Secret>,
     /// Ceph RGW and some others only match `If-Match` against the ETag without its quotes.
     pub unquoted_etags: bool,
+}
+
+/// Quorum settings; `size == 1` disables quorum and every member request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuorumConfig {
+    /// Fresh members (the leader included) needed to lead.
+    pub size: u32,
+    pub heartbeat_interval: Duration,
+    /// A member whose object is older than this by the store's clock is not fresh.
+    pub member_ttl: Duration,
+    /// How long a leader may stay below quorum before it releases the lease.
+    pub grace: Duration,
+}
+
+impl QuorumConfig {
+    /// Quorum off. Heartbeat every lease/3, members fresh for three heartbeats (at least 3 s,
+    /// since `Date` has a resolution of one second), grace of one lease.
+    pub fn disabled_for_lease(lease: Duration) -> QuorumConfig {
+        let heartbeat_interval = lease.checked_div(3).unwrap_or_default();
+        QuorumConfig {
+            size: 1,
+            heartbeat_interval,
+            member_ttl: heartbeat_interval
+                .saturating_mul(3)
+                .max(Duration::from_secs(3)),
+            grace: lease,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.size > 1
+    }
 }
 
 /// Timing of the election. See [`Timings::for_lease`] for the defaults and why they are safe.
@@ -165,22 +197,6 @@ impl ElectionConfig {
         }
     }
 }
-
-/// A setting that cannot work, found before any I/O.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ConfigError {
-    /// The offending field, as named in the WIT config records.
-    pub field: &'static str,
-    pub problem: String,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
-
-impl std::error::Error for ConfigError {}
 
 fn invalid(field: &'static str, problem: impl Into<String>) -> ConfigError {
     ConfigError {

@@ -1,6 +1,5 @@
 //! Errors a caller must tell apart. They mirror the WIT `error` variant one to one.
 
-use crate::config::ConfigError;
 use std::fmt;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,3 +67,19 @@ impl From<ConfigError> for Error {
         Error::InvalidConfig(e)
     }
 }
+
+/// A setting that cannot work, found before any I/O.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The offending field, as named in the WIT config records.
+    pub field: &'static str,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+impl std::error::Error for ConfigError {}

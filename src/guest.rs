@@ -311,7 +311,7 @@ fn exchange_raw(
 /// release: the `mutations` feature is off there.
 #[cfg(feature = "mutations")]
 mod mutant {
-    use crate::core::Mutation;
+    use crate::mutation::Mutation;
 
     pub fn compiled_in() -> Option<Mutation> {
         let name = option_env!("S3E_MUTATION")?;
@@ -626,7 +626,7 @@ fn status_to_wit(status: core::Status, events: Vec<api::Event>, requests: u32) -
     }
 }
 
-fn member_to_wit(m: crate::members::MemberInfo) -> api::MemberInfo {
+fn member_to_wit(m: crate::record::MemberInfo) -> api::MemberInfo {
     api::MemberInfo {
         node_id: m.node_id,
         metadata: m.metadata,

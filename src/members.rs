@@ -19,7 +19,9 @@
     )
 )]
 
+use crate::config::QuorumConfig;
 use crate::protocol::{ETag, ListEntry};
+use crate::record::MemberInfo;
 use crate::time::Instant;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -33,38 +35,6 @@ pub const MAX_MEMBER_BYTES: usize = 8 * 1024;
 /// objects: a store that always says "truncated" must not grow memory or time without end.
 pub const MAX_LIST_PAGES: usize = 64;
 pub const MAX_LISTED_MEMBERS: usize = 4 * 1000;
-
-/// Quorum settings; `size == 1` disables quorum and every member request.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QuorumConfig {
-    /// Fresh members (the leader included) needed to lead.
-    pub size: u32,
-    pub heartbeat_interval: Duration,
-    /// A member whose object is older than this by the store's clock is not fresh.
-    pub member_ttl: Duration,
-    /// How long a leader may stay below quorum before it releases the lease.
-    pub grace: Duration,
-}
-
-impl QuorumConfig {
-    /// Quorum off. Heartbeat every lease/3, members fresh for three heartbeats (at least 3 s,
-    /// since `Date` has a resolution of one second), grace of one lease.
-    pub fn disabled_for_lease(lease: Duration) -> QuorumConfig {
-        let heartbeat_interval = lease.checked_div(3).unwrap_or_default();
-        QuorumConfig {
-            size: 1,
-            heartbeat_interval,
-            member_ttl: heartbeat_interval
-                .saturating_mul(3)
-                .max(Duration::from_secs(3)),
-            grace: lease,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.size > 1
-    }
-}
 
 /// The body of a member object.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -107,20 +77,6 @@ impl MemberRecord {
         }
         Ok(r)
     }
-}
-
-/// A member as the leader last judged it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberInfo {
-    pub node_id: String,
-    pub metadata: String,
-    pub fresh: bool,
-    /// Age of its last heartbeat by the store's clock, when known.
-    #[serde(default)]
-    pub age_ms: Option<u64>,
-    /// Why the object is not counted (garbage, foreign format), if so.
-    #[serde(default)]
-    pub problem: Option<String>,
 }
 
 /// What a member wants to send next.

@@ -27,7 +27,7 @@ pub enum PutMode {
     /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag.
     Update(ETag),
     /// No condition at all. Exists only in mutation builds, for
-    /// `core::Mutation::UnconditionalRenewal`; the election never uses it.
+    /// `mutation::Mutation::UnconditionalRenewal`; the election never uses it.
     #[cfg(feature = "mutations")]
     Overwrite,
 }

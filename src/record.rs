@@ -26,7 +26,6 @@
     )
 )]
 
-use crate::members::MemberInfo;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -96,6 +95,20 @@ pub struct LeaseRecord {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+/// A member as the leader last judged it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberInfo {
+    pub node_id: String,
+    pub metadata: String,
+    pub fresh: bool,
+    /// Age of its last heartbeat by the store's clock, when known.
+    #[serde(default)]
+    pub age_ms: Option<u64>,
+    /// Why the object is not counted (garbage, foreign format), if so.
+    #[serde(default)]
+    pub problem: Option<String>,
 }
 
 /// Why an object at the lease key is not ours to touch.

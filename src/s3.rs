@@ -277,7 +277,7 @@ fn sign_headers(
 }
 
 fn signing_error(why: String) -> Error {
-    Error::InvalidConfig(crate::config::ConfigError {
+    Error::InvalidConfig(crate::error::ConfigError {
         field: "s3",
         problem: format!("cannot sign request: {why}"),
     })
@@ -290,7 +290,7 @@ fn split_endpoint(endpoint: &str) -> Result<(bool, &str), Error> {
     } else if let Some(r) = endpoint.strip_prefix("http://") {
         (false, r)
     } else {
-        return Err(Error::InvalidConfig(crate::config::ConfigError {
+        return Err(Error::InvalidConfig(crate::error::ConfigError {
             field: "endpoint",
             problem: "must start with http:// or https://".into(),
         }));

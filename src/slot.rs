@@ -104,8 +104,8 @@ impl SlotClaim {
 
     /// Break the nonce rule (simulator mutation tests only).
     #[cfg(feature = "mutations")]
-    pub fn set_mutation(&mut self, mutation: Option<crate::core::Mutation>) {
-        self.won_by_node_id = mutation == Some(crate::core::Mutation::SlotWonByNodeId);
+    pub fn set_mutation(&mut self, mutation: Option<crate::mutation::Mutation>) {
+        self.won_by_node_id = mutation == Some(crate::mutation::Mutation::SlotWonByNodeId);
     }
 
     /// The next request, or `None` once [`SlotClaim::result`] is ready.
@@ -216,8 +216,8 @@ impl SlotClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::QuorumConfig;
     use crate::config::Timings;
-    use crate::members::QuorumConfig;
     use crate::memstore::MemStore;
     use std::time::Duration;
 

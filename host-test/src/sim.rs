@@ -23,11 +23,12 @@
 //! (h) every lease record written is one a reader accepts.
 
 use crate::history::{self, Observation};
+use s3_election::config::QuorumConfig;
 use s3_election::config::{ElectionConfig, Keys, Timings};
 use s3_election::core::MAX_REQUESTS_PER_TICK;
-use s3_election::core::{Elector, Event, Mutation, Role};
-use s3_election::members::QuorumConfig;
+use s3_election::core::{Elector, Event, Role};
 use s3_election::memstore::MemStore;
+use s3_election::mutation::Mutation;
 use s3_election::protocol::{Outcome, PutMode, Request};
 use s3_election::record::LeaseRecord;
 use s3_election::time::Instant;

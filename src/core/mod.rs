@@ -58,9 +58,11 @@ mod quorum;
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
-use crate::members::{MemberInfo, MemberRequest, Members};
+use crate::members::{MemberRequest, Members};
+use crate::mutation::Mutation;
 use crate::probe::{Probe, StoreProfile};
 use crate::protocol::{ETag, Outcome, PutMode, Request};
+use crate::record::MemberInfo;
 use crate::record::{LeaseRecord, TERMS_PER_SECOND};
 use crate::time::Instant;
 use std::collections::VecDeque;
@@ -68,40 +70,6 @@ use std::time::Duration;
 
 /// Upper bound on requests in one step, so that a `tick` returns in bounded time.
 pub const MAX_REQUESTS_PER_TICK: usize = 4;
-
-/// Deliberate protocol bugs, one at a time, to show that the simulator's and the model
-/// checker's invariants catch each. They can only be switched on with the `mutations`
-/// feature ([`Elector::set_mutation`]). Most are an old behaviour of this very code.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Mutation {
-    /// Renew with an unconditional PUT.
-    UnconditionalRenewal,
-    /// Count the whole lease as valid and wait no grace: no allowance for clock drift.
-    NoDriftMargin,
-    /// Judge expiry by the record's `Last-Modified` against the local wall clock (gonsensus).
-    TakeoverByRecordTimestamp,
-    /// Take `409 Conflict` as a lost race instead of retrying.
-    ConflictAsLost,
-    /// Keep leading below quorum (never release for a lost quorum).
-    IgnoreQuorum,
-    /// Treat every record naming this node id as this elector's own: resume it, and adopt
-    /// it after a 412 (two processes sharing an id both lead).
-    TrustNodeId,
-    /// Create a held lease at once where the object is missing, with the next term after
-    /// the highest seen (a deleted lease: overlapping leaders, terms back to 1).
-    CreateLeaseOnMissing,
-    /// Release at once when the quorum is lost, cutting the promised window short.
-    ReleaseAtQuorumLoss,
-    /// A failed quorum check counts for nothing (a leader renews on with no quorum checked).
-    IgnoreFailedQuorumChecks,
-    /// Stateless takeover without the store-clock skew margin.
-    NoStoreClockSkewMargin,
-    /// Publish every member in the lease record, unbounded.
-    UnboundedMembers,
-    /// A slot record naming this node id counts as this claim's win, whatever its nonce
-    /// (replicas that share an id all run the job). Read by [`crate::slot::SlotClaim`].
-    SlotWonByNodeId,
-}
 
 /// The leader as this node currently sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]

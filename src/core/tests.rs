@@ -3,8 +3,8 @@
 //! lose, fail or replace answers.
 
 use super::*;
+use crate::config::QuorumConfig;
 use crate::config::{ElectionConfig, Keys, Timings};
-use crate::members::QuorumConfig;
 use crate::memstore::MemStore;
 
 const KEY: &str = "t/e/lease";

@@ -8,7 +8,7 @@ use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use s3_election::config::{ElectionConfig, Timings};
 use s3_election::core::{Elector, Event, Role, MAX_REQUESTS_PER_TICK};
-use s3_election::members::QuorumConfig;
+use s3_election::config::QuorumConfig;
 use s3_election::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
 use s3_election::record::{LeaseRecord, FORMAT};
 use s3_election::time::Instant;
