@@ -39,8 +39,8 @@
 //!
 //! # Where the code is
 //! This file holds the elector's state and its public calls. The decisions are split by
-//! phase: [`follow`] (reading the record, judging it, taking it over), [`lead`] (writing,
-//! confirming, renewing, stepping down) and [`quorum`] (members and quorum checks).
+//! phase: `follow` (reading the record, judging it, taking it over), `lead` (writing,
+//! confirming, renewing, stepping down) and `quorum` (members and quorum checks).
 #![cfg_attr(
     not(test),
     deny(
