@@ -24,7 +24,7 @@ EDGE_WORKER_COMPOSED := target/component/edge-worker-composed.wasm
 EDGE_WORKER_SERVE := target/component/edge-worker-serve.wasm
 CRON_JOB := target/component/cron-job.wasm
 
-.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants component examples edge-worker cron-job \
+.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants trap-component component examples edge-worker cron-job \
 	serve-edge-worker release tools targets lint fmt clean-venv
 
 demo: component
@@ -33,9 +33,16 @@ demo: component
 	@echo "== running the demo"
 	target/debug/host-test demo
 
-test: component examples $(WASMTIME_CLI)
+test: component examples trap-component $(WASMTIME_CLI)
 	cargo build -p host-test
 	cargo test --workspace
+
+# A component that traps in every tick, for the tests of how host-test reports a trap.
+trap-component: component
+	S3E_MUTATION=trap-on-tick cargo rustc --release --target wasm32-unknown-unknown -p s3-election \
+		--lib --crate-type cdylib --features mutations --target-dir target/mutants/build
+	$(WASM_TOOLS) component new target/mutants/build/wasm32-unknown-unknown/release/s3_election.wasm \
+		-o target/component/trap-on-tick.wasm
 
 # Every integration suite again, on Ceph radosgw: a single-host cluster (one monitor, one
 # memstore OSD) started and stopped by .ci/ceph.sh. Installing the packages needs root.

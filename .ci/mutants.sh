@@ -36,9 +36,10 @@ survived=()
 printf '%-30s %-12s %s\n' mutation result "guarding test"
 for m in "${names[@]}"; do
   read -r binary filter <<<"${GUARD[$m]:?unknown mutation $m}"
-  S3E_MUTATION="$m" cargo rustc --quiet --release --target wasm32-wasip2 -p s3-election --lib \
-    --crate-type cdylib --features mutations --target-dir "$out/build"
-  cp "$out/build/wasm32-wasip2/release/s3_election.wasm" "$out/$m.wasm"
+  S3E_MUTATION="$m" cargo rustc --quiet --release --target wasm32-unknown-unknown -p s3-election \
+    --lib --crate-type cdylib --features mutations --target-dir "$out/build"
+  target/tools/bin/wasm-tools component new \
+    "$out/build/wasm32-unknown-unknown/release/s3_election.wasm" -o "$out/$m.wasm"
   started=$(date +%s)
   if S3_ELECTION_WASM="$PWD/$out/$m.wasm" cargo test --quiet -p s3-election --test "$binary" \
       "$filter" >"$out/$m.log" 2>&1; then

@@ -148,6 +148,12 @@ impl api::GuestElector for ElectorResource {
     }
 
     fn tick(&self) -> Result<api::Status, api::Error> {
+        // A component that traps on purpose, to test how hosts report traps (never built
+        // outside `make test`: the feature is off in a release).
+        #[cfg(feature = "mutations")]
+        if option_env!("S3E_MUTATION") == Some("trap-on-tick") {
+            unreachable!("trap-on-tick: a trap on purpose");
+        }
         let mut d = self.inner.borrow_mut();
         let requests = d.step();
         d.finish(requests)

@@ -2,7 +2,7 @@
 // (`jco transpile s3_election.wasm -o out`), running on @bytecodealliance/preview2-shim.
 //
 //   node elector.mjs --component out/s3election.js --bucket B --election E --node-id ID \
-//        [--prefix P] [--lease-ms N] [--metadata M]
+//        [--prefix P] [--lease 15s|1500ms] [--metadata M]
 //
 // The store comes from AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), AWS_ACCESS_KEY_ID,
 // AWS_SECRET_ACCESS_KEY and AWS_REGION, as for `host-test node`. Prints one JSON line per tick
@@ -23,6 +23,12 @@ function fail(message) {
 }
 function need(name) {
   return args[name] ?? fail(`--${name} is required`);
+}
+// `15s`, `1500ms` (as `host-test node` takes them), in milliseconds.
+function millis(value) {
+  const m = /^(\d+)(ms|s|m)$/.exec(value);
+  if (!m) fail(`--lease ${value}: say 15s or 1500ms`);
+  return Number(m[1]) * { ms: 1, s: 1000, m: 60000 }[m[2]];
 }
 function env(name, fallback) {
   const v = process.env[name] ?? fallback;
@@ -52,7 +58,7 @@ const config = {
   // Learn the store's quirks (Ceph wants bare ETags) and refuse one without conditional writes.
   probeStore: true,
   // Unset timings take the defaults; only the lease is given here.
-  timings: args["lease-ms"] === undefined ? undefined : { leaseMs: Number(args["lease-ms"]) },
+  timings: args.lease === undefined ? undefined : { leaseMs: millis(args.lease) },
   quorum: undefined,
 };
 

@@ -5,6 +5,7 @@
 use crate::faults::Faults;
 use crate::history::{Member, Observation};
 use crate::runtime::{api, Node, Runtime};
+use crate::stats::NodeStats;
 use crate::timeline::Mark;
 use crate::{describe_error, event_text};
 use anyhow::{anyhow, Result};
@@ -29,6 +30,7 @@ struct NodeHandle {
     commands: mpsc::UnboundedSender<Command>,
     task: JoinHandle<()>,
     faults: Arc<Faults>,
+    stats: Arc<NodeStats>,
 }
 
 /// Shared recorder: observations stamped with one clock.
@@ -37,8 +39,18 @@ pub struct Recorder {
     started: Instant,
     observations: Arc<Mutex<Vec<Observation>>>,
     marks: Arc<Mutex<Vec<Mark>>>,
+    /// The first trap of any node: which node, in which call, and the trap.
+    trap: Arc<(Mutex<Option<Trap>>, tokio::sync::Notify)>,
     /// Also print each observation as a JSON line (the `node` subcommand).
     pub echo_json: bool,
+}
+
+/// A component instance trapped (a wasm trap, not an error the interface returns).
+#[derive(Clone, Debug)]
+pub struct Trap {
+    pub node: String,
+    pub call: &'static str,
+    pub message: String,
 }
 
 impl Recorder {
@@ -47,7 +59,38 @@ impl Recorder {
             started: Instant::now(),
             observations: Arc::default(),
             marks: Arc::default(),
+            trap: Arc::default(),
             echo_json: false,
+        }
+    }
+
+    /// Note a trap (the first one is kept) and wake whoever waits in [`Recorder::trapped`].
+    pub fn record_trap(&self, trap: Trap) {
+        eprintln!(
+            "{}: the component trapped in {}: {}",
+            trap.node, trap.call, trap.message
+        );
+        let mut first = self.trap.0.lock().unwrap_or_else(|e| e.into_inner());
+        if first.is_none() {
+            *first = Some(trap);
+        }
+        self.trap.1.notify_waiters();
+    }
+
+    /// Waits until a node traps; returns the first trap.
+    pub async fn trapped(&self) -> Trap {
+        loop {
+            let notified = self.trap.1.notified();
+            if let Some(t) = self
+                .trap
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+            {
+                return t;
+            }
+            notified.await;
         }
     }
 
@@ -253,6 +296,7 @@ impl Cluster {
             election: election.clone(),
             faults: faults.clone(),
             recorder: self.recorder.clone(),
+            stats: Arc::default(),
             node: None,
             stood_down: false,
         };
@@ -266,6 +310,7 @@ impl Cluster {
     fn spawn(&mut self, driver: Driver, faults: Arc<Faults>) {
         let id = driver.label.clone();
         let (tx, rx) = mpsc::unbounded_channel();
+        let stats = driver.stats.clone();
         let task = tokio::spawn(driver.run(rx));
         self.nodes.insert(
             id,
@@ -273,6 +318,7 @@ impl Cluster {
                 commands: tx,
                 task,
                 faults,
+                stats,
             },
         );
     }
@@ -318,6 +364,11 @@ impl Cluster {
 
     pub fn faults(&self, id: &str) -> Option<Arc<Faults>> {
         self.nodes.get(id).map(|n| n.faults.clone())
+    }
+
+    /// What a node has done so far (ticks, latency, transitions, last answer, trap).
+    pub fn stats(&self, id: &str) -> Option<Arc<NodeStats>> {
+        self.nodes.get(id).map(|n| n.stats.clone())
     }
 
     pub fn node_ids(&self) -> Vec<String> {
@@ -385,6 +436,7 @@ struct Driver {
     election: api::ElectionConfig,
     faults: Arc<Faults>,
     recorder: Recorder,
+    stats: Arc<NodeStats>,
     /// The long-lived instance (stateful nodes only).
     node: Option<Node>,
     /// A stateless node that resigned stops ticking: nothing in a fresh instance would
@@ -451,8 +503,10 @@ impl Driver {
                     Some(Command::Stop) | None => return,
                 }
             }
+            let started = Instant::now();
             let pause = match self.tick().await {
                 Ok(answer) => {
+                    self.stats.answered(started.elapsed(), &answer);
                     self.recorder.record(&id, &answer);
                     match answer {
                         Ok(s) => Duration::from_millis(s.next_tick_ms),
@@ -460,7 +514,15 @@ impl Driver {
                     }
                 }
                 Err(trap) => {
-                    eprintln!("{id}: the component trapped: {trap:#}");
+                    let message = format!("{trap:#}");
+                    self.stats.trapped(message.clone());
+                    self.recorder
+                        .record(&id, &Err(api::Error::Transport(format!("trap: {message}"))));
+                    self.recorder.record_trap(Trap {
+                        node: id.clone(),
+                        call: "tick",
+                        message,
+                    });
                     return;
                 }
             };

@@ -91,6 +91,8 @@ pub struct Faults {
     lease_write_latencies: Mutex<Vec<Duration>>,
     /// Writes of the lease without `If-Match` or `If-None-Match` (the protocol has none).
     unconditional_lease_writes: AtomicU64,
+    /// Answers by request kind and HTTP status (`error` when none came).
+    answers: Mutex<std::collections::BTreeMap<(&'static str, String), u64>>,
 }
 
 /// Requests a node tried to send (including those a fault stopped).
@@ -194,6 +196,23 @@ impl Faults {
         }
     }
 
+    /// Count one answer to a request of `kind` (see [`request_kind`]).
+    pub(crate) fn answered(&self, kind: &'static str, status: Option<u16>) {
+        let status = status.map_or_else(|| "error".to_string(), |s| s.to_string());
+        *self
+            .answers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry((kind, status))
+            .or_default() += 1;
+    }
+
+    /// Answers so far, by request kind and status.
+    pub fn answers(&self) -> Vec<((&'static str, String), u64)> {
+        let answers = self.answers.lock().unwrap_or_else(|e| e.into_inner());
+        answers.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }
+
     /// Time from sending a write of the lease to its answer (renewal latency).
     pub(crate) fn lease_write_took(&self, d: Duration) {
         self.lease_write_latencies.lock().unwrap().push(d);
@@ -210,6 +229,39 @@ impl Faults {
             others: self.others.load(Ordering::Relaxed),
             members: self.members.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// What a request is for, in the words of the metrics: `lease-read`, `lease-write`,
+/// `member-write`, `member-read`, `member-list`, `member-delete`, `slot-read`, `slot-write`,
+/// `probe`, `other`.
+pub fn request_kind(method: &http::Method, uri: &http::Uri) -> &'static str {
+    let path = uri.path();
+    let get = *method == http::Method::GET;
+    if uri.query().is_some_and(|q| q.contains("list-type=2")) {
+        "member-list"
+    } else if path.ends_with("/lease") {
+        if get {
+            "lease-read"
+        } else {
+            "lease-write"
+        }
+    } else if path.contains("/members/") {
+        match *method {
+            http::Method::GET => "member-read",
+            http::Method::DELETE => "member-delete",
+            _ => "member-write",
+        }
+    } else if path.ends_with("/slot") {
+        if get {
+            "slot-read"
+        } else {
+            "slot-write"
+        }
+    } else if path.contains("/probe/") {
+        "probe"
+    } else {
+        "other"
     }
 }
 

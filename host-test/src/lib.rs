@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod clocks;
 pub mod cluster;
+pub mod cmd;
 pub mod cron;
 pub mod faults;
 pub mod history;
@@ -16,6 +17,7 @@ pub mod runtime;
 pub mod s3rver;
 pub mod scenario;
 pub mod sim;
+pub mod stats;
 pub mod store;
 pub mod timeline;
 

@@ -109,6 +109,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             use http_body_util::BodyExt;
             use wasmtime_wasi_http::Error as HttpError;
             faults.count(request.method(), request.uri());
+            let kind = crate::faults::request_kind(request.method(), request.uri());
             if crate::faults::is_lease_write(request.method(), request.uri())
                 && !request.headers().contains_key("if-match")
                 && !request.headers().contains_key("if-none-match")
@@ -148,7 +149,15 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             }
             let lease_write = crate::faults::is_lease_write(request.method(), request.uri());
             let sent = std::time::Instant::now();
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let (response, io) =
+                match wasmtime_wasi_http::default_send_request(request, options).await {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        faults.answered(kind, None);
+                        return Err(e);
+                    }
+                };
+            faults.answered(kind, Some(response.status().as_u16()));
             if lease_write {
                 faults.lease_write_took(sent.elapsed());
             }

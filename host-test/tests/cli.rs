@@ -1,5 +1,7 @@
-//! The `host-test node` sidecar: JSON lines on stdout, clean resign on SIGTERM. Runs the real
-//! binary against a local ministack (SigV4 verified with an IAM key).
+//! The `host-test` command line: every subcommand's `--help`, unknown flags and bad values,
+//! and the `node` sidecar: JSON lines on stdout, clean resign on SIGTERM, health and metrics
+//! endpoints, exit codes. Runs the real binary against a local ministack (SigV4 verified with
+//! an IAM key).
 
 use host_test::ministack::Ministack;
 use std::io::{BufRead, BufReader};
@@ -28,8 +30,8 @@ fn spawn_node_with(m: &Ministack, bucket: &str, id: &str, extra: &[&str]) -> (Ch
         .args([
             "--prefix",
             "cli/",
-            "--lease-ms",
-            "1500",
+            "--lease",
+            "1500ms",
             "--metadata",
             "addr=127.0.0.1",
         ])
@@ -174,7 +176,186 @@ fn node_without_a_store_fails_with_a_clear_message() {
         .env_remove("AWS_ENDPOINT_URL")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2), "a usage error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("AWS_ENDPOINT_URL_S3"), "{stderr}");
+}
+
+fn host_test(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL_S3")
+        .env_remove("AWS_ENDPOINT_URL")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn every_subcommand_has_help_with_examples_and_the_version_is_shown() {
+    for (command, flag) in [
+        ("demo", "--lease"),
+        ("node", "--listen"),
+        ("probe", "--bucket"),
+        ("bench", "--trials"),
+        ("scenario", "--virtual"),
+        ("cron", "--every"),
+        ("sim", "--mutation"),
+    ] {
+        let out = host_test(&[command, "--help"]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{command} --help: {out:?}");
+        assert!(
+            text.contains(flag),
+            "{command} --help lacks {flag}:\n{text}"
+        );
+        assert!(
+            text.contains("--endpoint") || command == "sim",
+            "{command}: {text}"
+        );
+    }
+    let top = host_test(&["--help"]);
+    let text = String::from_utf8_lossy(&top.stdout);
+    assert!(text.contains("Exit codes"), "{text}");
+    let version = host_test(&["--version"]);
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("host-test "));
+}
+
+#[test]
+fn a_typo_or_a_bad_value_is_refused_with_a_suggestion() {
+    let out = host_test(&[
+        "node",
+        "--node-id",
+        "a",
+        "--election",
+        "e",
+        "--bucket",
+        "b",
+        "--quorom",
+        "3",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--quorom") && stderr.contains("--quorum"),
+        "{stderr}"
+    );
+    let out = host_test(&[
+        "node",
+        "--node-id",
+        "a",
+        "--election",
+        "e",
+        "--bucket",
+        "b",
+        "--lease",
+        "15",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("needs a unit"));
+    let out = host_test(&["sim", "--mutation", "nope"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown mutation"));
+}
+
+/// A plain HTTP GET on the sidecar's health port: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    match ureq::get(&format!("http://{addr}{path}"))
+        .timeout(Duration::from_secs(5))
+        .call()
+    {
+        Ok(r) => (r.status(), r.into_string().unwrap()),
+        Err(ureq::Error::Status(code, r)) => (code, r.into_string().unwrap()),
+        Err(e) => panic!("GET {path}: {e}"),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn node_serves_health_leader_and_metrics() {
+    let m = Ministack::start().expect("ministack");
+    let bucket = "cli-health";
+    m.store.create_bucket(bucket).unwrap();
+    let addr = format!("127.0.0.1:{}", free_port());
+    let (mut a, lines) =
+        spawn_node_with(&m, bucket, "alpha", &["--prefix", "h/", "--listen", &addr]);
+    until(&lines, Duration::from_secs(20), |v| v["role"] == "leader").expect("alpha leads");
+    let (status, body) = get(&addr, "/healthz");
+    assert_eq!((status, body.as_str()), (200, "ok\n"));
+    let (status, body) = get(&addr, "/leader");
+    assert_eq!(status, 200);
+    let leader: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (&leader["node"], &leader["leader"], &leader["is_leader"]),
+        (&"alpha".into(), &"alpha".into(), &true.into()),
+        "{leader}"
+    );
+    assert!(
+        leader["term"].as_u64().is_some() && leader["valid_ms"].as_u64() > Some(0),
+        "{leader}"
+    );
+    let (status, metrics) = get(&addr, "/metrics");
+    assert_eq!(status, 200);
+    for line in [
+        "s3_election_is_leader{election=\"sidecar\",node=\"alpha\"} 1",
+        "s3_election_elected_total{election=\"sidecar\",node=\"alpha\"} 1",
+        "kind=\"lease-write\",status=\"200\"",
+        "s3_election_tick_seconds_count",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in\n{metrics}");
+    }
+    assert_eq!(get(&addr, "/nope").0, 404);
+    sigterm(&a);
+    assert!(a.wait().unwrap().success(), "exit 0 after a clean resign");
+}
+
+/// A component that traps: the sidecar says which node trapped in which call, exits 3, and
+/// does not hang.
+#[test]
+fn a_trap_is_reported_and_ends_the_node_with_exit_code_3() {
+    let trapping = host_test::workspace_dir().join("target/component/trap-on-tick.wasm");
+    assert!(
+        trapping.exists(),
+        "{} is missing: run `make trap-component` (make test does)",
+        trapping.display()
+    );
+    let m = Ministack::start().expect("ministack");
+    m.store.create_bucket("cli-trap").unwrap();
+    let started = std::time::Instant::now();
+    let s = &m.store;
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args([
+            "node",
+            "--node-id",
+            "t",
+            "--election",
+            "trap",
+            "--bucket",
+            "cli-trap",
+            "--component",
+        ])
+        .arg(&trapping)
+        .env("AWS_ENDPOINT_URL_S3", &s.endpoint)
+        .env("AWS_ACCESS_KEY_ID", &s.credentials.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s.credentials.secret_access_key)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("node t: the component trapped in tick"),
+        "{stderr}"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("trap:"),
+        "the trap is in the JSON lines too: {stdout}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
 }

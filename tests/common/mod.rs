@@ -232,8 +232,8 @@ impl Nodes {
         .args([
             "--prefix",
             "procs/",
-            "--lease-ms",
-            &self.lease_ms.to_string(),
+            "--lease",
+            &format!("{}ms", self.lease_ms),
         ])
         .env("AWS_ENDPOINT_URL_S3", &store.endpoint)
         .env("AWS_REGION", &store.region)
