@@ -178,6 +178,7 @@ lint: targets
 	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/cron-job/Cargo.toml \
 		--target-dir target/cron-job -- -D warnings
 	node --check examples/jco-node/elector.mjs
+	python3 .ci/import-graph.py src host-test/src
 
 fmt:
 	cargo fmt --all

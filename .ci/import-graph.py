@@ -5,6 +5,7 @@
 
 A module is a top-level file (`foo.rs`) or folder (`foo/`) under the crate's source root; an
 edge A -> B is any `crate::B` path in A's code outside comments and `#[cfg(test)]` modules.
+Inside a folder, the files are checked the same way (`crate::foo::B` and `super::B`).
 Prints each crate's edges in layers (a module only imports modules of lower layers).
 """
 import re
@@ -26,21 +27,35 @@ def code_of(path: Path) -> str:
     return text
 
 
-def graph(root: Path):
+def graph(root: Path, path=("crate",)):
+    """The edges between the modules in folder `root`, whose own path is `path`."""
     modules = {}
     for p in sorted(root.iterdir()):
-        if p.is_file() and p.suffix == ".rs" and p.stem not in ("lib", "main"):
+        if p.is_file() and p.suffix == ".rs" and p.stem not in ("lib", "main", "mod"):
             modules[p.stem] = [p]
         elif p.is_dir():
             files = [f for f in p.rglob("*.rs") if f.name != "tests.rs"]
             modules[p.name] = files
+    prefix = r"\b" + "::".join(path) + r"::(\w+)"
     edges = {m: set() for m in modules}
     for m, files in modules.items():
         for f in files:
-            for target in re.findall(r"\bcrate::(\w+)", code_of(f)):
+            code = code_of(f)
+            targets = re.findall(prefix, code)
+            if len(path) > 1 and f.parent == root:
+                targets += re.findall(r"\bsuper::(\w+)", code)
+            for target in targets:
                 if target in modules and target != m:
                     edges[m].add(target)
     return edges
+
+
+def folders(root: Path, path=("crate",)):
+    """`root` and every module folder below it, with its module path."""
+    yield root, path
+    for p in sorted(root.iterdir()):
+        if p.is_dir():
+            yield from folders(p, path + (p.name,))
 
 
 def cycles(edges):
@@ -83,16 +98,19 @@ def layers(edges):
 
 def main():
     failed = False
-    for root in sys.argv[1:] or ["src"]:
-        edges = graph(Path(root))
-        print(f"{root}:")
-        for i, layer in enumerate(layers(edges)):
-            for m in layer:
-                deps = ", ".join(sorted(edges[m])) or "-"
-                print(f"  layer {i}: {m:<12} -> {deps}")
-        for c in cycles(edges):
-            failed = True
-            print(f"  CYCLE: {' -> '.join(c)}")
+    for top in sys.argv[1:] or ["src"]:
+        for root, path in folders(Path(top)):
+            edges = graph(root, path)
+            if not any(edges.values()):
+                continue
+            print(f"{root}:")
+            for i, layer in enumerate(layers(edges)):
+                for m in layer:
+                    deps = ", ".join(sorted(edges[m])) or "-"
+                    print(f"  layer {i}: {m:<12} -> {deps}")
+            for c in cycles(edges):
+                failed = True
+                print(f"  CYCLE: {' -> '.join(c)}")
     if failed:
         sys.exit(1)
     print("no import cycles")

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use host_test::cron::{self, Schedule};
+use host_test::cmd::cron::{self, Schedule};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -43,7 +43,7 @@ async fn exactly_one_worker_runs_the_job_in_each_slot() {
             &s3_config(&b),
             &job,
             runs[0].slot,
-            host_test::faults::Faults::new(),
+            host_test::host::faults::Faults::new(),
         )
         .await
         .unwrap()

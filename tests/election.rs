@@ -5,9 +5,9 @@
 mod common;
 
 use common::*;
-use host_test::faults::Faults;
-use host_test::history::Observation;
-use host_test::runtime::api;
+use host_test::api;
+use host_test::check::history::Observation;
+use host_test::host::faults::Faults;
 use host_test::ConfigExt;
 use std::time::Duration;
 
@@ -49,7 +49,7 @@ fn the_component_imports_exactly_what_it_uses() {
         ("edge-worker-serve.wasm", "wasi:config/store@0.2.0-rc.1"),
     ] {
         let path = root.join("target/component").join(worker);
-        let mut names = host_test::runtime::component_imports(&path)
+        let mut names = host_test::host::runtime::component_imports(&path)
             .unwrap_or_else(|e| panic!("{}: {e:#} (run `make edge-worker`)", path.display()));
         names.sort();
         let mut expected = imports.clone();

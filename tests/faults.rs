@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use host_test::faults::{Fault, Faults, Rule, Target};
-use host_test::history::Observation;
+use host_test::check::history::Observation;
+use host_test::host::faults::{Fault, Faults, Rule, Target};
 use std::time::Duration;
 
 const LEASE: u32 = 2000;

@@ -1,4 +1,4 @@
-//! The real component against a hostile S3 endpoint (`host_test::hostile`): endless and
+//! The real component against a hostile S3 endpoint (`host_test::stores::hostile`): endless and
 //! dribbled bodies, endless list pages, malformed XML, extreme JSON, missing and repeated
 //! headers, redirects, resets, silence, non-ASCII dates, and a per-request mix of them.
 //!
@@ -14,11 +14,12 @@
 //!
 //! No S3 server is needed. The tests run one at a time (timings and memory are per test).
 
-use host_test::cluster::Cluster;
-use host_test::faults::Faults;
-use host_test::history::Observation;
-use host_test::hostile::{Behaviour, HostileS3};
-use host_test::runtime::{api, default_component_path, Runtime};
+use host_test::api;
+use host_test::check::history::Observation;
+use host_test::host::cluster::Cluster;
+use host_test::host::faults::Faults;
+use host_test::host::runtime::{default_component_path, Runtime};
+use host_test::stores::hostile::{Behaviour, HostileS3};
 use host_test::ConfigExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};

@@ -4,9 +4,9 @@
 mod common;
 
 use common::*;
-use host_test::faults::Faults;
-use host_test::memserver::InProcessS3;
-use host_test::runtime::api;
+use host_test::api;
+use host_test::host::faults::Faults;
+use host_test::stores::memserver::InProcessS3;
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -95,7 +95,7 @@ async fn a_store_that_ignores_conditions_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3rver_which_ignores_conditions_is_refused() {
-    let server = host_test::s3rver::S3rver::start().expect("s3rver (npm)");
+    let server = host_test::stores::s3rver::S3rver::start().expect("s3rver (npm)");
     let s3 = server.store.s3_config(&server.bucket);
     let answer = env()
         .runtime
@@ -107,8 +107,8 @@ async fn s3rver_which_ignores_conditions_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn electors_that_probe_never_lead_on_s3rver() {
-    let server = host_test::s3rver::S3rver::start().expect("s3rver (npm)");
-    let mut c = host_test::cluster::Cluster::new(
+    let server = host_test::stores::s3rver::S3rver::start().expect("s3rver (npm)");
+    let mut c = host_test::host::cluster::Cluster::new(
         env().runtime.clone(),
         server.store.s3_config(&server.bucket),
     );

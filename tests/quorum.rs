@@ -4,8 +4,8 @@
 mod common;
 
 use common::*;
-use host_test::faults::Faults;
-use host_test::history::Observation;
+use host_test::check::history::Observation;
+use host_test::host::faults::Faults;
 use std::time::Duration;
 
 const LEASE: u32 = 2000;
@@ -14,7 +14,7 @@ const TTL: Duration = Duration::from_millis(3000);
 const GRACE: Duration = Duration::from_millis(LEASE as u64);
 const SLACK: Duration = Duration::from_millis(2500);
 
-fn member(name: &str, node: &str, quorum: u32) -> host_test::runtime::api::ElectionConfig {
+fn member(name: &str, node: &str, quorum: u32) -> host_test::api::ElectionConfig {
     let mut e = election(name, node, LEASE);
     e.quorum = Some(host_test::quorum(quorum));
     e

@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use host_test::history::Observation;
+use host_test::check::history::Observation;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ fn jco_module() -> PathBuf {
     static MODULE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     MODULE
         .get_or_init(|| {
-            host_test::jco::transpile(&host_test::runtime::default_component_path())
+            host_test::host::jco::transpile(&host_test::host::runtime::default_component_path())
                 .expect("jco transpile (needs Node.js and npm)")
         })
         .clone()
@@ -47,7 +47,7 @@ fn a_jco_node_and_wasmtime_nodes_share_one_election() {
     nodes.wait_for("wasmtime-1 leads", limit, |h| {
         led_after(h, "wasmtime-1", 0).is_some()
     });
-    nodes.spawn(host_test::jco::elector_command(&module), "jco-1");
+    nodes.spawn(host_test::host::jco::elector_command(&module), "jco-1");
     nodes.wait_for("jco-1 follows wasmtime-1", limit, |h| {
         sees_leader(h, "jco-1", "wasmtime-1")
     });

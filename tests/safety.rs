@@ -8,9 +8,9 @@
 mod common;
 
 use common::*;
-use host_test::faults::{Fault, Faults, Rule, Target};
-use host_test::history::Observation;
-use host_test::runtime::api;
+use host_test::api;
+use host_test::check::history::Observation;
+use host_test::host::faults::{Fault, Faults, Rule, Target};
 use host_test::ConfigExt;
 
 const LEASE: u32 = 2000;

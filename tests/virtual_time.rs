@@ -2,15 +2,15 @@
 //! in-process S3 (real sockets cannot follow a paused clock). Ten minutes of an election with
 //! the default 15 s lease, drifting clocks, a crash and a resignation, in a few real seconds.
 
-use host_test::cluster::Cluster;
-use host_test::faults::Faults;
-use host_test::history::{self, Observation};
-use host_test::memserver::InProcessS3;
-use host_test::runtime::{default_component_path, Runtime};
+use host_test::check::history::{self, Observation};
+use host_test::host::cluster::Cluster;
+use host_test::host::faults::Faults;
+use host_test::host::runtime::{default_component_path, Runtime};
+use host_test::stores::memserver::InProcessS3;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn node(id: &str) -> host_test::runtime::api::ElectionConfig {
+fn node(id: &str) -> host_test::api::ElectionConfig {
     host_test::election_config("virtual", id, "vt/")
 }
 
@@ -102,7 +102,8 @@ fn ten_virtual_minutes_of_default_timings_with_drift_crash_and_handover() {
 fn the_example_scenario_holds_its_invariants_on_virtual_time() {
     let runtime = Arc::new(Runtime::load(&default_component_path()).expect("component"));
     let path = host_test::workspace_dir().join("host-test/scenarios/failover.txt");
-    let scenario = host_test::scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let scenario =
+        host_test::cmd::scenario::parse(&std::fs::read_to_string(path).unwrap()).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
@@ -112,7 +113,7 @@ fn the_example_scenario_holds_its_invariants_on_virtual_time() {
         let mut c = Cluster::in_process(runtime, Arc::new(InProcessS3::new()));
         let mut log = Vec::new();
         let lines = std::sync::Mutex::new(&mut log);
-        let h = host_test::scenario::run(&mut c, &scenario, |l| {
+        let h = host_test::cmd::scenario::run(&mut c, &scenario, |l| {
             lines.lock().unwrap().push(l.to_string())
         })
         .await

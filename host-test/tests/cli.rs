@@ -3,7 +3,7 @@
 //! endpoints, exit codes. Runs the real binary against a local ministack (SigV4 verified with
 //! an IAM key).
 
-use host_test::ministack::Ministack;
+use host_test::stores::ministack::Ministack;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;

@@ -4,7 +4,7 @@
 //! `SIM_SEEDS` (default 10000) and `SIM_START` (default 0) choose the block. A failure prints
 //! its seed and the command that replays it: `cargo run -p host-test -- sim --seed N`.
 
-use host_test::sim::{self, ALL_MUTATIONS};
+use host_test::check::sim::{self, ALL_MUTATIONS};
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)

@@ -10,11 +10,12 @@
 //! no test special-cases a store.
 #![allow(dead_code)]
 
-use host_test::cluster::Cluster;
-use host_test::history::Observation;
-use host_test::ministack::Ministack;
-use host_test::runtime::{api, default_component_path, Runtime};
-use host_test::store::{Credentials, Store};
+use host_test::api;
+use host_test::check::history::Observation;
+use host_test::host::cluster::Cluster;
+use host_test::host::runtime::{default_component_path, Runtime};
+use host_test::stores::ministack::Ministack;
+use host_test::stores::{Credentials, Store};
 use host_test::ConfigExt;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -82,7 +83,7 @@ fn probe(runtime: &Arc<Runtime>, store: &Store) -> api::StoreProfile {
             .block_on(runtime.probe_store(
                 &store.s3_config(&bucket),
                 &e,
-                host_test::faults::Faults::new(),
+                host_test::host::faults::Faults::new(),
             ))
             .expect("run the probe")
             .unwrap_or_else(|e| panic!("the test store fails the conformance probe: {e:?}"))
@@ -135,7 +136,7 @@ pub fn leaders_now(c: &Cluster) -> Vec<Observation> {
 }
 
 pub fn assert_invariants(h: &[Observation]) {
-    if let Err(v) = host_test::history::check(h) {
+    if let Err(v) = host_test::check::history::check(h) {
         panic!("invariant violated: {v}\nhistory:\n{}", pretty(h));
     }
 }

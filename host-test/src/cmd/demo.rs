@@ -2,9 +2,9 @@
 //! election, crash failover, clean handover, then a quorum losing and regaining a member.
 
 use super::{duration, millis, store_or_ministack, ComponentArg, StoreArgs};
-use crate::cluster::Cluster;
-use crate::history::{self, Observation};
-use crate::runtime::Runtime;
+use crate::check::history::{self, Observation};
+use crate::host::cluster::Cluster;
+use crate::host::runtime::Runtime;
 use crate::{election_config, ConfigExt};
 use anyhow::{bail, Context, Result};
 use clap::Args;
@@ -137,7 +137,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
 /// once its promise is over; the member returns, a leader is elected again.
 async fn quorum_demo(
     runtime: &Arc<Runtime>,
-    s3: crate::runtime::api::S3Config,
+    s3: crate::api::S3Config,
     prefix: &str,
     lease_ms: u32,
 ) -> Result<()> {

@@ -10,8 +10,8 @@
 //! A deliberately small HTTP/1.1 server (one request per connection) on tokio: it serves three
 //! read-only pages to local tools.
 
-use crate::faults::Faults;
-use crate::stats::{NodeStats, Snapshot, TICK_BUCKETS};
+use crate::host::faults::Faults;
+use crate::host::stats::{NodeStats, Snapshot, TICK_BUCKETS};
 use anyhow::{Context, Result};
 use std::fmt::Write as _;
 use std::net::SocketAddr;
@@ -207,14 +207,14 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::api;
+    use crate::api;
 
     fn node() -> Node {
         Node {
             node: "a".into(),
             election: "e".into(),
             stats: Arc::default(),
-            faults: crate::faults::Faults::new(),
+            faults: crate::host::faults::Faults::new(),
             lease: Duration::from_secs(2),
         }
     }

@@ -4,12 +4,15 @@
 //! 1 the command failed (an invariant violated, no leader, a store refused); 2 bad usage or a
 //! configuration the component refused before any request; 3 the component trapped.
 
+pub mod bench;
+pub mod cron;
 mod demo;
 mod health;
 mod node;
 mod other;
+pub mod scenario;
 
-use crate::store::Store;
+use crate::stores::Store;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -125,7 +128,7 @@ impl StoreArgs {
             endpoint: endpoint.trim_end_matches('/').to_string(),
             region: self.region.clone(),
             path_style: !self.virtual_hosted,
-            credentials: crate::store::Credentials {
+            credentials: crate::stores::Credentials {
                 access_key_id: key,
                 secret_access_key: secret,
                 session_token: std::env::var("AWS_SESSION_TOKEN").ok(),
@@ -170,7 +173,7 @@ impl ComponentArg {
     pub fn path(&self) -> PathBuf {
         self.component
             .clone()
-            .unwrap_or_else(crate::runtime::default_component_path)
+            .unwrap_or_else(crate::host::runtime::default_component_path)
     }
 }
 
@@ -196,7 +199,7 @@ pub fn store_or_ministack(
     store: &StoreArgs,
     bucket: Option<&str>,
     default_bucket: &str,
-) -> Result<(Store, String, Option<crate::ministack::Ministack>)> {
+) -> Result<(Store, String, Option<crate::stores::ministack::Ministack>)> {
     match store.store()? {
         Some(s) => {
             let Some(bucket) = bucket else {
@@ -210,7 +213,7 @@ pub fn store_or_ministack(
                 "No store configured (--endpoint or AWS_ENDPOINT_URL_S3): starting a local \
                  ministack (SigV4 verified with an IAM-created key) ..."
             );
-            let m = crate::ministack::Ministack::start()?;
+            let m = crate::stores::ministack::Ministack::start()?;
             println!(
                 "ministack on {} (log {})",
                 m.store.endpoint,

@@ -3,8 +3,8 @@
 //! serves `/healthz`, `/leader` and `/metrics` (see [`super::health`]).
 
 use super::{duration, exit, millis, ComponentArg, StoreArgs, EXIT_TRAP, EXIT_USAGE};
-use crate::cluster::Cluster;
-use crate::runtime::Runtime;
+use crate::host::cluster::Cluster;
+use crate::host::runtime::Runtime;
 use crate::{election_config, ConfigExt};
 use anyhow::{Context, Result};
 use clap::Args;

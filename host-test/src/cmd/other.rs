@@ -1,9 +1,10 @@
 //! The smaller commands: probe, bench, scenario, cron, sim.
 
 use super::{duration, store_or_ministack, ComponentArg, StoreArgs};
-use crate::cluster::Cluster;
-use crate::runtime::Runtime;
-use crate::{election_config, sim};
+use crate::check::sim;
+use crate::election_config;
+use crate::host::cluster::Cluster;
+use crate::host::runtime::Runtime;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use std::path::PathBuf;
@@ -29,7 +30,11 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
     let runtime = Runtime::load(&args.component.path())?;
     let e = election_config("probe", "host-test", &args.prefix);
     let answer = runtime
-        .probe_store(&store.s3_config(&bucket), &e, crate::faults::Faults::new())
+        .probe_store(
+            &store.s3_config(&bucket),
+            &e,
+            crate::host::faults::Faults::new(),
+        )
         .await?;
     match answer {
         Ok(p) => {
@@ -66,7 +71,7 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         store_or_ministack(&args.store, args.bucket.as_deref(), "s3-election-bench")?;
     let runtime = Arc::new(Runtime::load(&args.component.path())?);
     let started = std::time::Instant::now();
-    let rows = crate::bench::run(
+    let rows = crate::cmd::bench::run(
         runtime,
         store.s3_config(&bucket),
         args.trials as usize,
@@ -78,7 +83,7 @@ pub async fn bench(args: BenchArgs) -> Result<()> {
         },
     )
     .await?;
-    let table = crate::bench::markdown(&rows);
+    let table = crate::cmd::bench::markdown(&rows);
     println!("\n{table}");
     let json = args
         .json
@@ -110,12 +115,15 @@ pub struct ScenarioArgs {
 pub async fn scenario(args: ScenarioArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.file)
         .with_context(|| format!("reading {}", args.file.display()))?;
-    let s = crate::scenario::parse(&text)?;
+    let s = crate::cmd::scenario::parse(&text)?;
     let runtime = Arc::new(Runtime::load(&args.component.path())?);
     let _ministack;
     let mut cluster = if args.r#virtual {
         println!("virtual time, in-process S3");
-        Cluster::in_process(runtime, Arc::new(crate::memserver::InProcessS3::new()))
+        Cluster::in_process(
+            runtime,
+            Arc::new(crate::stores::memserver::InProcessS3::new()),
+        )
     } else {
         let (store, bucket, m) =
             store_or_ministack(&args.store, args.bucket.as_deref(), "s3-election-scenario")?;
@@ -123,7 +131,7 @@ pub async fn scenario(args: ScenarioArgs) -> Result<()> {
         Cluster::new(runtime, store.s3_config(&bucket))
     };
     let real = std::time::Instant::now();
-    let history = crate::scenario::run(&mut cluster, &s, |line| println!("{line}")).await;
+    let history = crate::cmd::scenario::run(&mut cluster, &s, |line| println!("{line}")).await;
     let picture =
         super::demo::write_timeline(&cluster, &format!("scenario: {}", args.file.display()))?;
     println!("timeline: {}", picture.display());
@@ -171,14 +179,14 @@ pub async fn cron(args: CronArgs) -> Result<()> {
         args.every.as_millis(),
         args.runs
     );
-    let schedule = crate::cron::Schedule {
+    let schedule = crate::cmd::cron::Schedule {
         job: args.job.clone(),
         prefix,
         workers: args.workers as usize,
         every: args.every,
         slots: args.runs,
     };
-    let results = crate::cron::run(runtime, store.s3_config(&bucket), &schedule, |r| {
+    let results = crate::cmd::cron::run(runtime, store.s3_config(&bucket), &schedule, |r| {
         let winner = match r.winners.as_slice() {
             [one] => format!("{one} runs the job"),
             [] => "NOBODY ran the job".into(),

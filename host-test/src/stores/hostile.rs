@@ -9,8 +9,8 @@
 //! it. The tests (`tests/hostile.rs`) check that, and that every call returns in bounded time
 //! with a status or a typed error, and that the host's memory stays bounded.
 
-use crate::runtime::api;
-use crate::store::{Credentials, Store};
+use crate::api;
+use crate::stores::{Credentials, Store};
 use anyhow::{Context, Result};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

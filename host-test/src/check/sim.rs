@@ -22,7 +22,7 @@
 //! as 409) never demotes it, (g) nobody leads below the quorum for longer than the grace,
 //! (h) every lease record written is one a reader accepts.
 
-use crate::history::{self, Observation};
+use crate::check::history::{self, Observation};
 use s3_election::config::QuorumConfig;
 use s3_election::config::{ElectionConfig, Keys, Timings};
 use s3_election::core::MAX_REQUESTS_PER_TICK;

@@ -2,9 +2,10 @@
 //! component instance that remembers nothing (like a Spin cron trigger), and claim the slot;
 //! the winner runs the job.
 
+use crate::api;
 use crate::describe_error;
-use crate::faults::Faults;
-use crate::runtime::{api, Runtime};
+use crate::host::faults::Faults;
+use crate::host::runtime::Runtime;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 

@@ -2,8 +2,9 @@
 //! elector per node. Every outgoing request goes through [`NodeHooks::send_request`], the single
 //! place where faults are injected and requests counted.
 
-use crate::clocks::{NodeMonotonicClock, NodeWallClock};
-use crate::faults::{Fault, Faults};
+use crate::api;
+use crate::host::clocks::{NodeMonotonicClock, NodeWallClock};
+use crate::host::faults::{Fault, Faults};
 use anyhow::{anyhow, Context, Result};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -13,24 +14,9 @@ use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-mod bindings {
-    // The host only calls the exports; WASI imports come from wasmtime-wasi(-http)'s own
-    // linker functions, so the bindings are generated for a world that only exports.
-    wasmtime::component::bindgen!({
-        inline: "
-            package host-test:view;
-            world election-host {
-                export s3-election:election/election@0.2.0;
-            }
-        ",
-        path: "../wit",
-        world: "host-test:view/election-host",
-        exports: { default: async },
-    });
-}
-
-pub use bindings::exports::s3_election::election::election as api;
-use bindings::{ElectionHost as ElectionComponent, ElectionHostPre as ElectionComponentPre};
+use crate::api::bindings::{
+    ElectionHost as ElectionComponent, ElectionHostPre as ElectionComponentPre,
+};
 
 /// The component's path: `$S3_ELECTION_WASM`, or the release build in this workspace.
 pub fn default_component_path() -> PathBuf {
@@ -109,8 +95,8 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
             use http_body_util::BodyExt;
             use wasmtime_wasi_http::Error as HttpError;
             faults.count(request.method(), request.uri());
-            let kind = crate::faults::request_kind(request.method(), request.uri());
-            if crate::faults::is_lease_write(request.method(), request.uri())
+            let kind = crate::host::faults::request_kind(request.method(), request.uri());
+            if crate::host::faults::is_lease_write(request.method(), request.uri())
                 && !request.headers().contains_key("if-match")
                 && !request.headers().contains_key("if-none-match")
             {
@@ -147,7 +133,7 @@ impl wasmtime_wasi_http::WasiHttpHooks for NodeHooks {
                     Box::new(async { Ok(()) }) as Box<dyn std::future::Future<Output = _> + Send>,
                 ));
             }
-            let lease_write = crate::faults::is_lease_write(request.method(), request.uri());
+            let lease_write = crate::host::faults::is_lease_write(request.method(), request.uri());
             let sent = std::time::Instant::now();
             let (response, io) =
                 match wasmtime_wasi_http::default_send_request(request, options).await {

@@ -81,9 +81,9 @@ pub struct Faults {
     /// Faults applied so far.
     applied: AtomicU64,
     /// Where requests go instead of the network (measurements without network).
-    in_process: Mutex<Option<Arc<crate::memserver::InProcessS3>>>,
+    in_process: Mutex<Option<Arc<crate::stores::memserver::InProcessS3>>>,
     /// The node's clocks: drift rate, jumps.
-    pub clock: Arc<crate::clocks::ClockControl>,
+    pub clock: Arc<crate::host::clocks::ClockControl>,
     gets: AtomicU64,
     puts: AtomicU64,
     others: AtomicU64,
@@ -126,11 +126,11 @@ impl Faults {
     }
 
     /// Send this node's requests to an in-process S3 instead of the network.
-    pub fn serve_in_process(&self, s3: Arc<crate::memserver::InProcessS3>) {
+    pub fn serve_in_process(&self, s3: Arc<crate::stores::memserver::InProcessS3>) {
         *self.in_process.lock().unwrap() = Some(s3);
     }
 
-    pub(crate) fn in_process(&self) -> Option<Arc<crate::memserver::InProcessS3>> {
+    pub(crate) fn in_process(&self) -> Option<Arc<crate::stores::memserver::InProcessS3>> {
         self.in_process.lock().unwrap().clone()
     }
 

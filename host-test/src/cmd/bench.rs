@@ -1,11 +1,12 @@
 //! `host-test bench`: the numbers behind BENCHMARKS.md. It reports; correctness is asserted by
 //! the tests, not here.
 
-use crate::cluster::Cluster;
-use crate::faults::Faults;
-use crate::history::{self, Observation};
-use crate::memserver::InProcessS3;
-use crate::runtime::{api, Runtime};
+use crate::api;
+use crate::check::history::{self, Observation};
+use crate::host::cluster::Cluster;
+use crate::host::faults::Faults;
+use crate::host::runtime::Runtime;
+use crate::stores::memserver::InProcessS3;
 use crate::ConfigExt;
 use anyhow::{bail, Context, Result};
 use std::sync::Arc;
@@ -129,7 +130,7 @@ async fn tick_costs(runtime: &Runtime) -> Result<Vec<Row>> {
         f.serve_in_process(s3.clone());
         f
     };
-    let cfg = crate::memserver::in_process_config();
+    let cfg = crate::stores::memserver::in_process_config();
     // A short lease so renewals and polls come often.
     let e = |node: &str| election("ticks", node, 300);
     let mut leader = runtime
@@ -315,7 +316,7 @@ async fn contention(runtime: &Arc<Runtime>, s3: &api::S3Config, n: usize) -> Res
 /// Many named elections, one node each, ticked once a second: CPU used by the host process.
 async fn many_elections(runtime: &Arc<Runtime>, n: usize, duration: Duration) -> Result<Row> {
     let s3 = Arc::new(InProcessS3::new());
-    let cfg = crate::memserver::in_process_config();
+    let cfg = crate::stores::memserver::in_process_config();
     let mut nodes = Vec::with_capacity(n);
     for i in 0..n {
         let f = Faults::new();

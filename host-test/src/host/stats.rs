@@ -1,7 +1,7 @@
 //! What one node has done so far, for the sidecar's health and metrics endpoints: ticks and
 //! their latency, transitions, the last answer, and whether the component trapped.
 
-use crate::runtime::api;
+use crate::api;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,7 @@
 //! A picture of a run: one row per node, its leadership as bars coloured by term, and marks
 //! where something was done to it (killed, resigned, faults). Plain SVG, no dependencies.
 
-use crate::history::{leader_spans, Observation};
+use crate::check::history::{leader_spans, Observation};
 use std::fmt::Write;
 
 /// Something done to a node at a moment of the run.
@@ -130,7 +130,13 @@ mod tests {
     use super::*;
 
     fn obs(node: &str, at_ms: u64, leader: bool, term: u64) -> Observation {
-        crate::history::test_observation(node, at_ms, leader, term, if leader { 900 } else { 0 })
+        crate::check::history::test_observation(
+            node,
+            at_ms,
+            leader,
+            term,
+            if leader { 900 } else { 0 },
+        )
     }
 
     #[test]

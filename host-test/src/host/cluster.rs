@@ -2,11 +2,12 @@
 //! node answered. Tests and the CLI drive a run through this API: start, kill, resign,
 //! partition, wait for a condition, and read the history.
 
-use crate::faults::Faults;
-use crate::history::{Member, Observation};
-use crate::runtime::{api, Node, Runtime};
-use crate::stats::NodeStats;
-use crate::timeline::Mark;
+use crate::api;
+use crate::check::history::{Member, Observation};
+use crate::check::timeline::Mark;
+use crate::host::faults::Faults;
+use crate::host::runtime::{Node, Runtime};
+use crate::host::stats::NodeStats;
 use crate::{describe_error, event_text};
 use anyhow::{anyhow, Result};
 use std::collections::HashMap;
@@ -214,7 +215,7 @@ pub struct Cluster {
     runtime: Arc<Runtime>,
     s3: api::S3Config,
     /// Serve every node from this in-process S3 instead of the network.
-    in_process: Option<Arc<crate::memserver::InProcessS3>>,
+    in_process: Option<Arc<crate::stores::memserver::InProcessS3>>,
     pub recorder: Recorder,
     nodes: HashMap<String, NodeHandle>,
 }
@@ -232,8 +233,11 @@ impl Cluster {
 
     /// A cluster whose nodes all talk to `s3`, inside this process (no network: for runs
     /// on virtual time, where real sockets cannot follow the paused clock).
-    pub fn in_process(runtime: Arc<Runtime>, s3: Arc<crate::memserver::InProcessS3>) -> Cluster {
-        let mut c = Cluster::new(runtime, crate::memserver::in_process_config());
+    pub fn in_process(
+        runtime: Arc<Runtime>,
+        s3: Arc<crate::stores::memserver::InProcessS3>,
+    ) -> Cluster {
+        let mut c = Cluster::new(runtime, crate::stores::memserver::in_process_config());
         c.in_process = Some(s3);
         c
     }
@@ -359,7 +363,7 @@ impl Cluster {
 
     /// The picture of the run so far as SVG.
     pub fn timeline_svg(&self, title: &str) -> String {
-        crate::timeline::svg(&self.history(), &self.recorder.marks(), title)
+        crate::check::timeline::svg(&self.history(), &self.recorder.marks(), title)
     }
 
     pub fn faults(&self, id: &str) -> Option<Arc<Faults>> {

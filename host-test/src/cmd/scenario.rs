@@ -21,9 +21,9 @@
 //! Faults: `drop`, `delay D`, `status CODE`, `cut`; targets: `any` (default), `lease-writes`,
 //! `lease-reads`, `members`.
 
-use crate::cluster::Cluster;
-use crate::faults::{Fault, Faults, Rule, Target};
-use crate::history::{self, Observation};
+use crate::check::history::{self, Observation};
+use crate::host::cluster::Cluster;
+use crate::host::faults::{Fault, Faults, Rule, Target};
 use crate::ConfigExt;
 use anyhow::{bail, Context, Result};
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! s3rver (npm), a local S3 server that ignores `If-None-Match` and `If-Match`: the store the
 //! conformance probe must refuse. Installed under `target/s3rver` on first use.
 
-use crate::store::{Credentials, Store};
+use crate::stores::{Credentials, Store};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

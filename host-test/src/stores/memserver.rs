@@ -31,13 +31,13 @@ impl Default for InProcessS3 {
 }
 
 /// The S3 config a node uses to reach an in-process store (never dialled; not signed-checked).
-pub fn in_process_config() -> crate::runtime::api::S3Config {
-    crate::runtime::api::S3Config {
+pub fn in_process_config() -> crate::api::S3Config {
+    crate::api::S3Config {
         endpoint: "http://in-process.invalid".into(),
         region: "us-east-1".into(),
         bucket: "in-process".into(),
         path_style: true,
-        credentials: crate::runtime::api::Credentials {
+        credentials: crate::api::Credentials {
             access_key_id: "AKIDINPROCESS".into(),
             secret_access_key: "not-checked-in-process".into(),
             session_token: None,

@@ -2,7 +2,7 @@
 //! bound to 127.0.0.1 on a free port, with an IAM-created key so that SigV4 signatures are
 //! really verified (ministack never checks its root key `test`/`test`).
 
-use crate::store::{signed_request, xml_value, Credentials, Store};
+use crate::stores::{signed_request, xml_value, Credentials, Store};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,8 +1,16 @@
-//! The S3 store a run uses: its endpoint and credentials, and the few administrative calls the
-//! harness itself makes (create a bucket, plant or read an object, create an IAM key). These
-//! are signed natively with aws-sigv4; the elector's own requests are signed in the component.
+//! The S3 stores a run uses. This module: a store's endpoint and credentials, and the few
+//! administrative calls the harness itself makes (create a bucket, plant or read an object,
+//! create an IAM key), signed natively with aws-sigv4 (the elector signs its own requests in
+//! the component). The servers it can start: [`ministack`] (the default, with an IAM-created
+//! key), [`s3rver`] (Node.js, no conditional writes: a store to refuse), [`memserver`] (an
+//! in-process S3 for virtual time) and [`hostile`] (a deliberately broken endpoint).
 
-use crate::runtime::api;
+pub mod hostile;
+pub mod memserver;
+pub mod ministack;
+pub mod s3rver;
+
+use crate::api;
 use anyhow::{anyhow, bail, Context, Result};
 use aws_credential_types::Credentials as AwsCredentials;
 use aws_sigv4::http_request::{
