@@ -14,7 +14,7 @@ use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct NodeArgs {
-    /// This node's id: unique per running instance (a host or pod name). A-Z a-z 0-9 - _ .
+    /// This node's id, unique per running instance (a host or pod name): letters, digits, `-`, `_` and `.`
     #[arg(long)]
     node_id: String,
     /// The election's name (one lease object per name).
