@@ -4,10 +4,10 @@
 //! nothing: there is no lease to wait out (the slot is simply claimed by another replica, or
 //! not run if none fired: at most once).
 //!
-//! Settings (environment variables, see [`s3_election_sdk::Settings`]): the store's, plus
-//! `S3E_ELECTION` (the job's name), `S3E_NODE_ID` (this replica, for the record), and
-//! `S3E_PERIOD_S`: the schedule's period in seconds (default 60), so that every replica
-//! numbers a run alike.
+//! Settings (the component's Spin variables, named as in [`s3_election_sdk::Settings`] but in
+//! lower case: `aws_endpoint_url_s3`, `s3e_bucket`, ...): the store's, plus `s3e_election` (the
+//! job's name), `s3e_node_id` (this replica, for the record), and `s3e_period_s`: the
+//! schedule's period in seconds (default 60), so that every replica numbers a run alike.
 //!
 //! It prints one line per run: `won slot N` (and runs the job) or `lost slot N to HOLDER`.
 
@@ -25,17 +25,20 @@ export!(CronJob);
 
 impl Guest for CronJob {
     fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
-        let env: HashMap<String, String> = wasi::cli::environment::get_environment()
+        let env: HashMap<String, String> = wasi::config::store::get_all()
+            .map_err(|e| Error::Other(format!("reading the Spin variables: {e:?}")))?
             .into_iter()
             .collect();
-        let settings = Settings::new(|name: &str| env.get(name).cloned());
+        // Spin variables are lower case; the SDK names them in upper case.
+        let get = |name: &str| env.get(&name.to_ascii_lowercase()).cloned();
+        let settings = Settings::new(get);
         let s3 = settings.s3().map_err(Error::Other)?;
         let election = settings.election().map_err(Error::Other)?;
-        let period: u64 = env
-            .get("S3E_PERIOD_S")
+        let period: u64 = get("S3E_PERIOD_S")
+            .filter(|p| !p.is_empty())
             .map(|p| {
                 p.parse()
-                    .map_err(|_| Error::Other(format!("S3E_PERIOD_S: {p}")))
+                    .map_err(|_| Error::Other(format!("s3e_period_s: {p}")))
             })
             .transpose()?
             .unwrap_or(60)

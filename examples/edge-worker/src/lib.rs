@@ -12,18 +12,26 @@
 //!
 //! A failed step is an error (HTTP 5xx with the typed error), never "nobody leads".
 //! Settings: environment variables, see [`s3_election_sdk::Settings`] (or wasi:config/store
-//! with the `wasi-config` feature, for `wasmtime serve -S config`).
+//! with the `wasi-config` feature, for `wasmtime serve -S config`; or Spin variables with the
+//! `spin` feature, whose names are the same in lower case: `s3e_node_id`).
 
-#[cfg(not(feature = "wasi-config"))]
+#[cfg(not(any(feature = "wasi-config", feature = "spin")))]
 wit_bindgen::generate!({
     world: "s3-election:edge-worker/edge-worker",
     path: ["../../wit", "wit"],
     generate_all,
 });
 
-#[cfg(feature = "wasi-config")]
+#[cfg(all(feature = "wasi-config", not(feature = "spin")))]
 wit_bindgen::generate!({
     world: "s3-election:edge-worker/edge-worker-config",
+    path: ["../../wit", "wit"],
+    generate_all,
+});
+
+#[cfg(feature = "spin")]
+wit_bindgen::generate!({
+    world: "s3-election:edge-worker/edge-worker-spin",
     path: ["../../wit", "wit"],
     generate_all,
 });
@@ -50,15 +58,23 @@ impl Guest for Worker {
     }
 }
 
-/// The settings, as name/value pairs from the environment (or, built with `wasi-config`,
-/// from wasi:config/store).
+/// The settings, as name/value pairs from the environment (or, built with `wasi-config` or
+/// `spin`, from wasi:config/store). A name is also looked up in lower case, the only case
+/// Spin variables have.
 fn settings() -> Settings<impl Fn(&str) -> Option<String>> {
-    #[cfg(not(feature = "wasi-config"))]
+    #[cfg(not(any(feature = "wasi-config", feature = "spin")))]
     let pairs = wasi::cli::environment::get_environment();
-    #[cfg(feature = "wasi-config")]
-    let pairs = wasi::config::store::get_all().unwrap_or_default();
+    #[cfg(all(feature = "wasi-config", not(feature = "spin")))]
+    let pairs = wasi::config0_2_0_rc_1::store::get_all().unwrap_or_default();
+    #[cfg(feature = "spin")]
+    let pairs = wasi::config0_2_0_draft_2024_09_27::store::get_all().unwrap_or_default();
     let values: HashMap<String, String> = pairs.into_iter().collect();
-    Settings::new(move |name: &str| values.get(name).cloned())
+    Settings::new(move |name: &str| {
+        values
+            .get(name)
+            .or_else(|| values.get(&name.to_ascii_lowercase()))
+            .cloned()
+    })
 }
 
 /// Who leads, read once; never writes.
