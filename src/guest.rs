@@ -104,7 +104,7 @@ impl api::Guest for Component {
         match probe.result() {
             Some(Ok(p)) => Ok(api::StoreProfile {
                 unquoted_etags: p.unquoted_etags,
-                missing_key_is_404: p.missing_key_is_404,
+                missing_key_not_found: p.missing_key_not_found,
             }),
             Some(Err(e)) => Err(to_wit(e.clone())),
             None => Err(to_wit(Error::Transport("the probe did not finish".into()))),

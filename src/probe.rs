@@ -23,7 +23,7 @@ pub struct StoreProfile {
     /// `If-Match` matches only the ETag without quotes (Ceph RGW, DigitalOcean Spaces).
     pub unquoted_etags: bool,
     /// `If-Match` on a missing key answered 404 (AWS) rather than 412 (Ceph); both are safe.
-    pub missing_key_is_404: bool,
+    pub missing_key_not_found: bool,
 }
 
 #[derive(Debug)]
@@ -75,7 +75,7 @@ impl Probe {
             body: br#"{"format":"s3-election/probe/v1"}"#.to_vec(),
             profile: StoreProfile {
                 unquoted_etags: false,
-                missing_key_is_404: false,
+                missing_key_not_found: false,
             },
             cleared_leftover: false,
         }
@@ -161,7 +161,7 @@ impl Probe {
     /// The S3 layer folds AWS's 404 for `If-Match` on a missing key into 412; the glue tells
     /// the probe which one the store sent.
     pub fn saw_missing_key_status(&mut self, status: u16) {
-        self.profile.missing_key_is_404 = status == 404;
+        self.profile.missing_key_not_found = status == 404;
     }
 
     pub fn result(&self) -> Option<&Result<StoreProfile, Error>> {

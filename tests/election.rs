@@ -23,6 +23,34 @@ fn derived_grace(lease: u32) -> Duration {
     ms(lease / 15)
 }
 
+/// Every name in the WIT package is one that every component parser accepts: older ones
+/// (Spin 3.5's, which Spin's cron trigger plugin 0.3.0 is built on) refuse a kebab-case word
+/// that starts with a digit, such as the `404` of a field once named `missing-key-is-404`.
+#[test]
+fn every_wit_name_is_kebab_case_with_words_starting_with_a_letter() {
+    let path = host_test::workspace_dir().join("wit/election.wit");
+    let wit = std::fs::read_to_string(&path).expect("read wit/election.wit");
+    let mut bad = vec![];
+    for line in wit.lines() {
+        let code = line.split("//").next().unwrap_or_default();
+        // Tokens of kebab-case characters; versions (`@0.2.0`) split into digits, and `->`
+        // leaves a lone `-`.
+        for token in code.split(|c: char| !(c.is_ascii_alphanumeric() || c == '-')) {
+            if token.chars().all(|c| c.is_ascii_digit() || c == '-') {
+                continue;
+            }
+            let ok = token.split('-').all(|word| {
+                word.starts_with(|c: char| c.is_ascii_lowercase())
+                    && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+            });
+            if !ok {
+                bad.push(token.to_string());
+            }
+        }
+    }
+    assert!(bad.is_empty(), "names older parsers refuse: {bad:?}");
+}
+
 /// The component imports exactly what the election uses, all at WASI 0.2.0 and all within
 /// the wasi:http/proxy world, so any WASI 0.2 HTTP host runs it without `-S cli`; and exports
 /// the election interface. The example worker adds only its settings interface.

@@ -38,7 +38,7 @@ async fn a_real_store_passes_and_the_scratch_object_is_removed() {
     let on_missing = store
         .send("PUT", &missing, &[("if-match", "\"0123\"")], b"x", "s3")
         .unwrap();
-    assert_eq!(on_missing.status == 404, profile.missing_key_is_404);
+    assert_eq!(on_missing.status == 404, profile.missing_key_not_found);
     assert!(
         matches!(on_missing.status, 404 | 412),
         "{}",

@@ -42,7 +42,7 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
             println!("  If-Match needs unquoted ETags: {}", p.unquoted_etags);
             println!(
                 "  If-Match on a missing key answers: {}",
-                if p.missing_key_is_404 { 404 } else { 412 }
+                if p.missing_key_not_found { 404 } else { 412 }
             );
             Ok(())
         }
