@@ -97,7 +97,7 @@ pub struct CheckResult {
     pub at: Instant,
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 struct Check {
     entries: Vec<ListEntry>,
     continuation: Option<String>,
@@ -108,7 +108,7 @@ struct Check {
 }
 
 /// The member side of one elector.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Members {
     cfg: QuorumConfig,
     node_id: String,

@@ -26,7 +26,7 @@ pub struct StoreProfile {
     pub missing_key_not_found: bool,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Step {
     /// Create the scratch object: must succeed.
     Create,
@@ -55,7 +55,7 @@ enum Step {
     Done(Result<StoreProfile, Error>),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Probe {
     step: Step,
     body: Vec<u8>,

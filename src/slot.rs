@@ -59,7 +59,7 @@ pub enum Claim {
     Lost { holder: String, slot: u64 },
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Step {
     Read,
     Write {
@@ -74,7 +74,7 @@ enum Step {
 }
 
 /// One claim of one slot by one worker.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct SlotClaim {
     slot: u64,
     node_id: String,

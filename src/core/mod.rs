@@ -225,7 +225,7 @@ struct Leadership {
 }
 
 /// One node's view of one election. See the module docs for the call order and guarantees.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Elector {
     config: ElectionConfig,
     rng: SplitMix64,
@@ -688,7 +688,7 @@ fn store_bug(what: &str) -> Error {
 /// A small deterministic generator for nonces, jitter and instance ids (Vigna's SplitMix64).
 /// The seed comes from wasi:random in the component and from the schedule seed in the
 /// simulator.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct SplitMix64(u64);
 
 impl SplitMix64 {
