@@ -195,7 +195,10 @@ pub fn leader_spans(history: &[Observation]) -> Result<Vec<LeaderSpan>, Violatio
             });
         }
     }
-    spans.sort_by_key(|s| (s.from_ms, s.until_ms));
+    // Node and term break ties, so that a violation reads the same on every run.
+    spans.sort_by(|a, b| {
+        (a.from_ms, a.until_ms, &a.node, a.term).cmp(&(b.from_ms, b.until_ms, &b.node, b.term))
+    });
     Ok(spans)
 }
 

@@ -34,20 +34,21 @@ use s3_election::record::LeaseRecord;
 use s3_election::time::Instant;
 use s3_election::Error;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::fmt;
 use std::time::Duration;
 
-const NAME: &str = "sim";
-const KEY: &str = "sim/lease";
+pub const NAME: &str = "sim";
+pub const KEY: &str = "sim/lease";
 const LEASE_MS: u64 = 1000;
 /// Clock-rate error assumed by the protocol in the simulation (nodes drift within ±half).
 const MAX_DRIFT_PPM: u32 = 50_000;
-const STORE_EPOCH_S: u64 = 1_790_000_000;
+/// The store clock at true time zero, Unix seconds.
+pub const STORE_EPOCH_S: u64 = 1_790_000_000;
 /// Store clock skew the protocol allows in the simulation; gateways' clocks stay within half
 /// of it from the store's, both ways.
 const STORE_CLOCK_SKEW_MS: u32 = 2_000;
-const GATEWAY_SKEW_MS: u32 = STORE_CLOCK_SKEW_MS / 2;
+pub const GATEWAY_SKEW_MS: u32 = STORE_CLOCK_SKEW_MS / 2;
 
 /// Small deterministic generator (SplitMix64), so a seed replays exactly.
 #[derive(Clone, Debug)]
@@ -322,7 +323,7 @@ impl Profile {
             + stateless_extra
     }
 
-    fn late_delay_max_ms(&self) -> u64 {
+    pub fn late_delay_max_ms(&self) -> u64 {
         3 * Profile::timings().request_timeout.as_millis() as u64
     }
 }
@@ -545,6 +546,76 @@ pub const ALL_MUTATIONS: [Mutation; 12] = [
     Mutation::SlotWonByNodeId,
 ];
 
+/// (d), (e), (h), (i) for one write of the lease that the store applied at `at_ms`, by the
+/// process labelled `node` whose last recorded observation is `last`: it was conditional, did
+/// not overwrite a foreign object, is a record readers accept, and, if a release, did not cut
+/// short the window the releaser's last answer promised (a resignation records a follower
+/// answer first: the caller asked to stop). Shared by the simulator and the model checker.
+pub fn judge_lease_write(
+    mode: &PutMode,
+    body: &[u8],
+    foreign_planted: bool,
+    at_ms: u64,
+    node: &str,
+    last: Option<&Observation>,
+) -> Option<SimViolation> {
+    if foreign_planted {
+        return Some(SimViolation::ForeignOverwritten {
+            at_ms,
+            node: node.to_string(),
+        });
+    }
+    if !matches!(mode, PutMode::Create | PutMode::Update(_)) {
+        return Some(SimViolation::UnconditionalWrite {
+            at_ms,
+            node: node.to_string(),
+        });
+    }
+    match LeaseRecord::decode(body) {
+        Err(why) => Some(SimViolation::UnreadableRecord {
+            at_ms,
+            node: node.to_string(),
+            why: why.0,
+        }),
+        Ok(r) if r.released => {
+            let last = last?;
+            // 1 ms for the rounding of validity up to whole milliseconds.
+            let promised_until_ms = last.at_ms + last.valid_ms;
+            (last.is_leader() && at_ms + 1 < promised_until_ms).then(|| {
+                SimViolation::ReleasedInsidePromise {
+                    at_ms,
+                    node: node.to_string(),
+                    promised_until_ms,
+                }
+            })
+        }
+        Ok(_) => None,
+    }
+}
+
+/// (k) for one slot once its claims are over: at most one winner, and the slot stored (if
+/// any) is not below the highest stored before (`highest` is updated).
+pub fn judge_slot(
+    slot: u64,
+    winners: Vec<String>,
+    stored: Option<u64>,
+    highest: &mut u64,
+) -> Option<SimViolation> {
+    if winners.len() > 1 {
+        return Some(SimViolation::SlotWonTwice { slot, winners });
+    }
+    if let Some(stored) = stored {
+        if stored < *highest {
+            return Some(SimViolation::SlotWentBack {
+                from: *highest,
+                to: stored,
+            });
+        }
+        *highest = stored;
+    }
+    None
+}
+
 // ----- the simulation ----------------------------------------------------------------------------
 
 #[derive(Debug)]
@@ -648,7 +719,7 @@ struct Sim {
     keys: Vec<Keys>,
     /// True times (ms) of each member's applied heartbeats, by node id: the ground truth of
     /// freshness.
-    heartbeats: HashMap<String, Vec<u64>>,
+    heartbeats: BTreeMap<String, Vec<u64>>,
     /// True times (ms) of each node's member listings the store answered.
     listings: Vec<Vec<u64>>,
     requests: HashMap<u64, InFlight>,
@@ -743,18 +814,11 @@ pub fn run_slots(seed: u64, mutation: Option<Mutation>) -> Option<SimViolation> 
                 (claim.result() == Some(&Ok(Claim::Won))).then(|| format!("worker {i}"))
             })
             .collect();
-        if winners.len() > 1 {
-            return Some(SimViolation::SlotWonTwice { slot, winners });
-        }
-        if let Some(o) = store.get_object(&keys.slot) {
-            let stored = SlotRecord::decode(&o.body).map_or(0, |s| s.slot);
-            if stored < highest {
-                return Some(SimViolation::SlotWentBack {
-                    from: highest,
-                    to: stored,
-                });
-            }
-            highest = stored;
+        let stored = store
+            .get_object(&keys.slot)
+            .map(|o| SlotRecord::decode(&o.body).map_or(0, |s| s.slot));
+        if let Some(v) = judge_slot(slot, winners, stored, &mut highest) {
+            return Some(v);
         }
     }
     None
@@ -791,7 +855,7 @@ impl Sim {
             // Small pages exercise pagination.
             store: MemStore::with_page_size(if p.phantom_members > 0 { 8 } else { 2 }),
             keys: (0..p.nodes).map(|i| sim_config(&p, i).keys()).collect(),
-            heartbeats: HashMap::new(),
+            heartbeats: BTreeMap::new(),
             listings: vec![Vec::new(); p.nodes],
             requests: HashMap::new(),
             next_request: 0,
@@ -935,25 +999,6 @@ impl Sim {
             && self.p.list_outages.iter().any(|&(n, from, to)| {
                 (n == node || n == usize::MAX) && now_ms >= from && now_ms < to
             })
-    }
-
-    /// (i): a release applied now must not cut short the window the releaser's last answer
-    /// promised (a resignation records a follower answer first: the caller asked to stop).
-    fn check_release(&mut self, node: usize, now_ms: u64) {
-        let label = &self.nodes[node].id;
-        let Some(last) = self.history.iter().rev().find(|o| &o.node == label) else {
-            return;
-        };
-        // 1 ms for the rounding of validity up to whole milliseconds.
-        let promised_until_ms = last.at_ms + last.valid_ms;
-        if last.is_leader() && now_ms + 1 < promised_until_ms {
-            self.violation
-                .get_or_insert(SimViolation::ReleasedInsidePromise {
-                    at_ms: now_ms,
-                    node: label.clone(),
-                    promised_until_ms,
-                });
-        }
     }
 
     /// Hundreds of members, each with 4 KiB of metadata, heartbeat (always fresh).
@@ -1149,31 +1194,11 @@ impl Sim {
             let who = self.nodes[node].id.clone();
             match (&outcome, &request) {
                 (Outcome::Written { .. }, Request::Put { mode, body }) => {
-                    if self.foreign_planted {
-                        self.violation
-                            .get_or_insert(SimViolation::ForeignOverwritten {
-                                at_ms: now_ms,
-                                node: who.clone(),
-                            });
-                    }
-                    if !matches!(mode, PutMode::Create | PutMode::Update(_)) {
-                        self.violation
-                            .get_or_insert(SimViolation::UnconditionalWrite {
-                                at_ms: now_ms,
-                                node: who.clone(),
-                            });
-                    }
-                    match LeaseRecord::decode(body) {
-                        Err(why) => {
-                            self.violation
-                                .get_or_insert(SimViolation::UnreadableRecord {
-                                    at_ms: now_ms,
-                                    node: who,
-                                    why: why.0,
-                                });
-                        }
-                        Ok(r) if r.released => self.check_release(node, now_ms),
-                        Ok(_) => {}
+                    let last = self.history.iter().rev().find(|o| o.node == who);
+                    if let Some(v) =
+                        judge_lease_write(mode, body, self.foreign_planted, now_ms, &who, last)
+                    {
+                        self.violation.get_or_insert(v);
                     }
                 }
                 (Outcome::Listed { .. }, Request::ListMembers { .. }) => {
@@ -1389,68 +1414,97 @@ impl Sim {
 }
 
 impl Sim {
-    /// (g): for every leader answer, when did the members (the leader counting itself, as
-    /// the core does) last reach the quorum by the store's heartbeat log?
     fn judge_quorum(&self) -> Option<SimViolation> {
-        let q = self.p.quorum_config();
-        if !q.enabled() {
-            return None;
-        }
-        let ttl = q.member_ttl.as_millis() as u64;
-        let t = Profile::timings();
-        // Noticing takes up to a check interval, the 1 s resolution of `Date`, and a check's
-        // requests (LIST pages and body reads), each up to a timeout.
-        let notice = q.heartbeat_interval.as_millis() as u64
-            + 1000
-            + 2 * self.p.gateway_skew_ms
-            + 8 * t.request_timeout.as_millis() as u64
-            + self.p.late_delay_max_ms();
-        let allowed = q.grace.as_millis() as u64 + notice;
-        // Members are counted by node id (processes that share one share a member object);
-        // phantom members are always fresh.
-        let fresh_at = |leader_id: &str, at: u64| -> u32 {
-            let others = self
-                .heartbeats
-                .iter()
-                .filter(|(id, _)| id.as_str() != leader_id)
-                .filter(|(_, beats)| beats.iter().any(|&h| h <= at && at < h + ttl))
-                .count();
-            1 + others as u32 + self.p.phantom_members as u32
-        };
-        for o in self.history.iter().filter(|o| o.is_leader()) {
-            let leader = self.nodes.iter().position(|n| n.id == o.node)?;
-            let leader_id = self.p.node_ids[leader].as_str();
-            // (j) A leader's own listings: one must have succeeded within the allowance.
-            let last_listing = self.listings[leader]
-                .iter()
-                .copied()
-                .filter(|&l| l <= o.at_ms)
-                .max();
-            if last_listing.is_none_or(|l| o.at_ms - l > allowed) {
-                return Some(SimViolation::LedWithQuorumUnchecked {
-                    at_ms: o.at_ms,
-                    node: o.node.clone(),
-                    last_listing_ms: last_listing,
-                });
-            }
-            // Walk back in 10 ms steps to the last instant with a quorum.
-            let mut at = o.at_ms;
-            while at > 0 && fresh_at(leader_id, at) < q.size && o.at_ms - at <= allowed {
-                at = at.saturating_sub(10);
-            }
-            if o.at_ms - at > allowed {
-                return Some(SimViolation::LedWithoutQuorum {
-                    at_ms: o.at_ms,
-                    node: o.node.clone(),
-                    below_since_ms: at,
-                });
-            }
-        }
-        None
+        let process = |label: &str| self.nodes.iter().position(|n| n.id == label);
+        judge_quorum(
+            &self.p,
+            &self.history,
+            process,
+            &self.heartbeats,
+            &self.listings,
+        )
     }
 }
 
-fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
+impl Profile {
+    /// How long a leader may go on below the quorum, or without a successful member listing:
+    /// the quorum grace plus the time to notice (a check interval, the 1 s resolution of
+    /// `Date`, and a check's requests (LIST pages and body reads), each up to a timeout).
+    pub fn quorum_allowance_ms(&self) -> u64 {
+        let q = self.quorum_config();
+        let t = Profile::timings();
+        let notice = q.heartbeat_interval.as_millis() as u64
+            + 1000
+            + 2 * self.gateway_skew_ms
+            + 8 * t.request_timeout.as_millis() as u64
+            + self.late_delay_max_ms();
+        q.grace.as_millis() as u64 + notice
+    }
+}
+
+/// (g) and (j): for every leader answer in `history`, when did the members (the leader
+/// counting itself, as the core does) last reach the quorum by the store's heartbeat log,
+/// and when did the leader's own last member listing succeed? `process` maps a history label
+/// to its node index; `heartbeats` are the true times (ms) of each member's applied
+/// heartbeats by node id, `listings` those of each node's answered member listings. Shared
+/// by the simulator and the model checker.
+pub fn judge_quorum(
+    p: &Profile,
+    history: &[Observation],
+    process: impl Fn(&str) -> Option<usize>,
+    heartbeats: &BTreeMap<String, Vec<u64>>,
+    listings: &[Vec<u64>],
+) -> Option<SimViolation> {
+    let q = p.quorum_config();
+    if !q.enabled() {
+        return None;
+    }
+    let ttl = q.member_ttl.as_millis() as u64;
+    let allowed = p.quorum_allowance_ms();
+    // Members are counted by node id (processes that share one share a member object);
+    // phantom members are always fresh.
+    let fresh_at = |leader_id: &str, at: u64| -> u32 {
+        let others = heartbeats
+            .iter()
+            .filter(|(id, _)| id.as_str() != leader_id)
+            .filter(|(_, beats)| beats.iter().any(|&h| h <= at && at < h + ttl))
+            .count();
+        1 + others as u32 + p.phantom_members as u32
+    };
+    for o in history.iter().filter(|o| o.is_leader()) {
+        let leader = process(&o.node)?;
+        let leader_id = p.node_ids[leader].as_str();
+        // (j) A leader's own listings: one must have succeeded within the allowance.
+        let last_listing = listings[leader]
+            .iter()
+            .copied()
+            .filter(|&l| l <= o.at_ms)
+            .max();
+        if last_listing.is_none_or(|l| o.at_ms - l > allowed) {
+            return Some(SimViolation::LedWithQuorumUnchecked {
+                at_ms: o.at_ms,
+                node: o.node.clone(),
+                last_listing_ms: last_listing,
+            });
+        }
+        // Walk back in 10 ms steps to the last instant with a quorum.
+        let mut at = o.at_ms;
+        while at > 0 && fresh_at(leader_id, at) < q.size && o.at_ms - at <= allowed {
+            at = at.saturating_sub(10);
+        }
+        if o.at_ms - at > allowed {
+            return Some(SimViolation::LedWithoutQuorum {
+                at_ms: o.at_ms,
+                node: o.node.clone(),
+                below_since_ms: at,
+            });
+        }
+    }
+    None
+}
+
+/// The configuration of node `node` of a schedule (also the model checker's).
+pub fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
     ElectionConfig {
         name: NAME.into(),
         node_id: p.node_ids[node].clone(),
@@ -1463,7 +1517,7 @@ fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
     }
 }
 
-fn server_error() -> Error {
+pub fn server_error() -> Error {
     Error::Store {
         status: 500,
         code: "InternalError".into(),
@@ -1471,7 +1525,8 @@ fn server_error() -> Error {
     }
 }
 
-fn event_text(e: &Event) -> String {
+/// An event as the history prints it.
+pub fn event_text(e: &Event) -> String {
     match e {
         Event::Elected { term } => format!("elected(term={term})"),
         Event::Demoted { term, reason } => format!("demoted(term={term}, {reason:?})"),
