@@ -41,7 +41,9 @@ fn every_wit_name_is_kebab_case_with_words_starting_with_a_letter() {
             }
             let ok = token.split('-').all(|word| {
                 word.starts_with(|c: char| c.is_ascii_lowercase())
-                    && word.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && word
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
             });
             if !ok {
                 bad.push(token.to_string());
