@@ -24,7 +24,7 @@ EDGE_WORKER_COMPOSED := target/component/edge-worker-composed.wasm
 EDGE_WORKER_SERVE := target/component/edge-worker-serve.wasm
 CRON_JOB := target/component/cron-job.wasm
 
-.PHONY: demo test test-ceph sim fuzz fuzz-ci mutants trap-component component examples edge-worker cron-job \
+.PHONY: demo test test-ceph sim model-check model-check-ci fuzz fuzz-ci mutants trap-component component examples edge-worker cron-job \
 	serve-edge-worker release tools targets lint fmt clean-venv test-spin test-wasmcloud spin-tools wasmcloud-tools
 
 demo: component
@@ -162,6 +162,16 @@ $(WASMTIME_CLI):
 SIM_SEEDS ?= 100000
 sim:
 	cargo run --release -p host-test -- sim --seeds $(SIM_SEEDS)
+
+# Exhaustive model checking of the real election core in small worlds (host-test's
+# check::model): per configuration the states explored, the depth, the time and the result;
+# counterexamples go to target/model-check/ and replay with `host-test sim --replay FILE`.
+# CI's smaller bounds also run in `cargo test -p host-test --test model`.
+model-check:
+	cargo run -p host-test -- model-check
+
+model-check-ci:
+	cargo run -p host-test -- model-check --ci
 
 # Each protocol bug the simulator knows, compiled into the real component and run against the
 # real store by the integration test that guards the matching README claim: each must fail.

@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cron;
 mod demo;
 mod health;
+mod model_check;
 mod node;
 mod other;
 pub mod scenario;
@@ -88,10 +89,18 @@ pub enum Command {
     /// A singleton job: every period N fresh instances fire, exactly one runs the job.
     #[command(after_help = "Example:\n  host-test cron --every 2s --workers 3 --runs 5")]
     Cron(other::CronArgs),
-    /// The deterministic simulator: a campaign of seeds, or one seed replayed.
+    /// The deterministic simulator: a campaign of seeds, one seed replayed, or a schedule
+    /// the model checker saved replayed.
     #[command(after_help = "Examples:\n  host-test sim --seeds 100000\n  \
-        host-test sim --seed 5831 --verbose\n  host-test sim --seeds 10000 --mutation no-drift-margin")]
+        host-test sim --seed 5831 --verbose\n  host-test sim --seeds 10000 --mutation no-drift-margin\n  \
+        host-test sim --replay target/model-check/two-no-drift-margin.json")]
     Sim(other::SimArgs),
+    /// Exhaustive model checking of the real election core in small worlds (issue 14).
+    #[command(
+        after_help = "Examples:\n  host-test model-check\n  host-test model-check --ci\n  \
+        host-test model-check --mutation no-drift-margin\n  host-test model-check --ci --mutations"
+    )]
+    ModelCheck(model_check::ModelCheckArgs),
 }
 
 /// The S3 store to use. Without an endpoint, commands that can start a local ministack do.
@@ -191,6 +200,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         Command::Scenario(a) => other::scenario(a).await,
         Command::Cron(a) => other::cron(a).await,
         Command::Sim(a) => other::sim(a),
+        Command::ModelCheck(a) => model_check::run(a),
     }
 }
 

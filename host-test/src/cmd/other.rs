@@ -226,6 +226,10 @@ pub struct SimArgs {
     /// Replay this one seed instead of a campaign.
     #[arg(long, conflicts_with_all = ["seeds", "start"])]
     seed: Option<u64>,
+    /// Re-execute a schedule saved by `host-test model-check` (its world and mutation are in
+    /// the file) and print its history and violation.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["seeds", "start", "seed", "mutation"])]
+    replay: Option<PathBuf>,
     /// With --seed: print the whole history.
     #[arg(long, requires = "seed")]
     verbose: bool,
@@ -237,7 +241,7 @@ pub struct SimArgs {
     threads: Option<usize>,
 }
 
-fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
+pub(super) fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
     sim::parse_mutation(name).ok_or_else(|| {
         let names: Vec<&str> = sim::ALL_MUTATIONS
             .iter()
@@ -249,6 +253,9 @@ fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
 
 /// Deterministic simulation: one seed (replay, printing the history), or a campaign.
 pub fn sim(args: SimArgs) -> Result<()> {
+    if let Some(file) = &args.replay {
+        return super::model_check::replay(file);
+    }
     let mutation = args.mutation;
     if let Some(seed) = args.seed {
         let run = sim::run(seed, mutation);

@@ -1,0 +1,1096 @@
+//! The election world: 2–3 processes running the real `core::Elector` on one lease (stateful,
+//! stateless, or with a quorum of observers) against `memstore`'s model of S3 conditional
+//! writes, driven the way the simulator's host drives them (a tick: `handle_timeout`, then
+//! requests one at a time up to `MAX_REQUESTS_PER_TICK`, then the status is recorded).
+//!
+//! Every state is judged by the simulator's own invariants, on a summary of the history that
+//! is enough for every future check: [`history::check`] on each process's open leadership
+//! window and the first holder of every term (a), (b); [`sim::judge_lease_write`] on every
+//! lease write the store applies (d), (h), (i); [`sim::judge_quorum`] on every leader answer
+//! with the recent heartbeats and listings (g), (j); liveness (c) as a bounded eventually:
+//! once faults stop at the heal time, some process must lead within
+//! [`Profile::liveness_bound_ms`]; and stability (f): a leader elected after the heal is never
+//! demoted (a 409 after the heal is normal store behaviour, not a fault).
+
+use super::{Fingerprint, Model};
+use crate::check::history::{self, Observation};
+use crate::check::sim::{self, Profile, SimViolation, KEY, NAME, STORE_EPOCH_S};
+use s3_election::config::Keys;
+use s3_election::core::{Elector, Role, MAX_REQUESTS_PER_TICK};
+use s3_election::memstore::MemStore;
+use s3_election::mutation::Mutation;
+use s3_election::protocol::{Outcome, PutMode, Request};
+use s3_election::record::{LeaseRecord, FORMAT, TERMS_PER_SECOND};
+use s3_election::time::Instant;
+use s3_election::Error;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+/// A world's shape and bounds. Saved in counterexample files, so a replay rebuilds it exactly.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bounds {
+    /// Processes, each with its own node id.
+    pub nodes: usize,
+    /// Quorum of observers (1: off).
+    pub quorum: u32,
+    /// Stateless processes (a fresh elector per tick).
+    pub stateless: bool,
+    /// True time advances by this much per step before the heal, ms.
+    pub step_ms: u64,
+    /// ... and by this much after it.
+    pub heal_step_ms: u64,
+    /// Faults stop here (true ms); crashed processes restart.
+    pub heal_ms: u64,
+    /// Exploration ends here (true ms).
+    pub horizon_ms: u64,
+    /// Fault actions allowed before the heal (lost requests or answers, crashes, deletions,
+    /// 409s, a listing outage).
+    pub faults: u8,
+    pub crashes: bool,
+    /// A crashed process may restart before the heal (at the heal, all do).
+    pub restarts: bool,
+    /// Processes after the first start at any moment before the heal (at the latest then),
+    /// not all at once: so a slow clock can win an election too.
+    pub staggered: bool,
+    pub deletions: bool,
+    pub conflicts: bool,
+    /// Member listings may fail for everyone from some moment until the heal.
+    pub list_outage: bool,
+    /// Each answer is stamped by one of two gateways, the store clock skew apart.
+    pub gateway_skew: bool,
+    /// Members that are not processes but heartbeat with 4 KiB of metadata each.
+    pub phantoms: usize,
+    /// 409s on lease writes after the heal (normal store behaviour).
+    pub conflicts_after_heal: u8,
+    /// Check liveness (c) (the horizon must reach past the heal by the bound).
+    pub liveness: bool,
+    /// Each process's clock runs at the fast or the slow end of the drift bound (every
+    /// combination is an initial state); otherwise at true rate.
+    pub drift: bool,
+    /// Wall-clock offset of each process, ms (only read by the record-timestamp mutation).
+    pub wall_offsets_ms: Vec<i64>,
+}
+
+/// The world as a model: its bounds, the mutation, and what follows from them.
+pub struct ElectionWorld {
+    pub bounds: Bounds,
+    pub mutation: Option<Mutation>,
+    /// The simulator's description of this world: configurations, liveness bound, quorum.
+    pub profile: Profile,
+    keys: Vec<Keys>,
+    /// Keys whose objects are part of the state.
+    watched: Vec<String>,
+    liveness_bound_ms: u64,
+}
+
+/// One process slot: the process running there now (after a restart, a new one with the same
+/// node id and a new history label).
+#[derive(Clone, Debug)]
+struct Proc {
+    label: String,
+    /// Clock rate error, parts per million (the clock reads `(1 + ppm/10^6) ×` true time).
+    ppm: i64,
+    clock_offset_ns: u64,
+    elector: Option<Elector>,
+    /// Not running: crashed, or not started yet.
+    crashed: bool,
+    started: bool,
+    restarts: u8,
+    /// Stateless: instances started so far (their seeds).
+    instances: u32,
+    /// Local send time of the request this process awaits.
+    waiting: Option<Instant>,
+    requests_this_tick: usize,
+    /// Next wake, on the local clock.
+    due: Instant,
+    /// The last tick sent nothing at this true time: no wake again before time advances.
+    idle_at_ms: Option<u64>,
+}
+
+/// A request on its way to the store. Its answer, if any, comes back within the step (as in
+/// the simulator, answers are delayed by at most a few ms) or is lost; the request itself may
+/// be held up to the simulator's late-apply bound past its timeout.
+#[derive(Clone, Debug)]
+struct Msg {
+    node: usize,
+    restarts: u8,
+    /// Its sender still waits for the answer.
+    current: bool,
+    /// True time it was sent, ms.
+    sent_ms: u64,
+    /// Held in the network: it may reach the store in any later step up to the simulator's
+    /// late-apply bound (a fault). Otherwise it reaches the store within its step.
+    late: bool,
+    request: Request,
+}
+
+impl Msg {
+    fn order(&self) -> (usize, bool, u64, bool) {
+        (self.node, !self.current, self.sent_ms, self.late)
+    }
+}
+
+/// A state of the world.
+#[derive(Clone)]
+pub struct World {
+    now_ms: u64,
+    healed: bool,
+    faults_left: u8,
+    conflicts_left: u8,
+    list_outage: bool,
+    procs: Vec<Proc>,
+    net: Vec<Msg>,
+    store: MemStore,
+    // What the invariants still need of the history:
+    /// Per process label, the leadership window reaching furthest since its last follower
+    /// answer (the span [`history::check`] would draw from it).
+    open: BTreeMap<String, Observation>,
+    /// Per process label, its last answer if that was a leader answer (what a release must
+    /// not cut short).
+    last_leader: BTreeMap<String, Observation>,
+    /// The first leader answer of every term, as a point (who holds it, when it began).
+    terms: BTreeMap<u64, Observation>,
+    led_since_heal: bool,
+    /// Processes elected after the heal, with the term.
+    elected_after_heal: BTreeMap<String, u64>,
+    /// Recent applied heartbeats (true ms) by node id, and each slot's last listing.
+    heartbeats: BTreeMap<String, Vec<u64>>,
+    listings: Vec<Vec<u64>>,
+    // Recorded only when a counterexample is replayed (not part of the state):
+    pub history: Option<Vec<Observation>>,
+    pub log: Option<Vec<String>>,
+}
+
+/// What can happen next. Requests in flight are named by their index in the (canonically
+/// ordered) network, processes by their slot.
+///
+/// What a process does on its own happens at once, in slot order, when it is due: a tick
+/// when its `poll_timeout` comes, a request's timeout when it fires, the handling of an
+/// answer when it arrives (and the next request of the tick). These steps touch only the
+/// process and commute with every other process's, so their order within an instant does
+/// not matter; what does (which request the store applies first, in which step, which
+/// answers are lost) is chosen by the actions below.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// The store applies a request (stamped by a gateway `skew` × the gateway skew off the
+    /// store's clock: -1, 0 or +1) and its sender, if it still waits, gets the answer.
+    Apply(usize, i8),
+    /// Fault: the store applies a request, and its answer is lost (the sender times out).
+    ApplyLoseAnswer(usize),
+    /// Fault: a request is lost before the store (the sender times out).
+    Lose(usize),
+    /// Fault: a request is held in the network, to reach the store in a later step (maybe
+    /// after its sender timed out).
+    Delay(usize),
+    /// Fault (or, after the heal, normal behaviour): a lease write is answered 409 unapplied.
+    Conflict(usize),
+    /// Fault: the process dies (its last promise stands until it ends).
+    Crash(usize),
+    /// A new process starts in a crashed one's slot, with the same node id.
+    Restart(usize),
+    /// A process starts for the first time (with `staggered` starts).
+    Start(usize),
+    /// Fault: an operator deletes the lease object.
+    Delete,
+    /// Fault: member listings fail (503) from now until the heal.
+    ListOutage,
+    /// True time advances by one step.
+    Tick,
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Action::Apply(m, s) => write!(f, "apply {m} {s}"),
+            Action::ApplyLoseAnswer(m) => write!(f, "apply-lose-answer {m}"),
+            Action::Lose(m) => write!(f, "lose {m}"),
+            Action::Delay(m) => write!(f, "delay {m}"),
+            Action::Conflict(m) => write!(f, "conflict {m}"),
+            Action::Crash(n) => write!(f, "crash {n}"),
+            Action::Restart(n) => write!(f, "restart {n}"),
+            Action::Start(n) => write!(f, "start {n}"),
+            Action::Delete => f.write_str("delete"),
+            Action::ListOutage => f.write_str("list-outage"),
+            Action::Tick => f.write_str("tick"),
+        }
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Action, String> {
+        let words: Vec<&str> = s.split_whitespace().collect();
+        let n = |i: usize| -> Result<usize, String> {
+            words
+                .get(i)
+                .and_then(|w| w.parse().ok())
+                .ok_or_else(|| format!("`{s}`: a number expected"))
+        };
+        Ok(match words.first().copied() {
+            Some("apply") => Action::Apply(
+                n(1)?,
+                words.get(2).and_then(|w| w.parse().ok()).unwrap_or(0),
+            ),
+            Some("apply-lose-answer") => Action::ApplyLoseAnswer(n(1)?),
+            Some("lose") => Action::Lose(n(1)?),
+            Some("delay") => Action::Delay(n(1)?),
+            Some("conflict") => Action::Conflict(n(1)?),
+            Some("crash") => Action::Crash(n(1)?),
+            Some("restart") => Action::Restart(n(1)?),
+            Some("start") => Action::Start(n(1)?),
+            Some("delete") => Action::Delete,
+            Some("list-outage") => Action::ListOutage,
+            Some("tick") => Action::Tick,
+            _ => return Err(format!("`{s}` is not an action")),
+        })
+    }
+}
+
+impl ElectionWorld {
+    pub fn new(bounds: Bounds, mutation: Option<Mutation>) -> ElectionWorld {
+        let n = bounds.nodes;
+        let mut profile = Profile {
+            seed: 0,
+            mutation,
+            nodes: n,
+            stateless: vec![bounds.stateless; n],
+            rates: vec![1.0; n],
+            wall_offsets_ms: bounds.wall_offsets_ms.clone(),
+            drop_request: 0.0,
+            lose_answer: 0.0,
+            max_delay_ms: 0,
+            late_apply: 0.0,
+            conflict: 0.0,
+            server_error: 0.0,
+            server_error_after_apply: 0.0,
+            pauses: Vec::new(),
+            crashes: Vec::new(),
+            partitions: Vec::new(),
+            foreign_at_ms: None,
+            quorum: bounds.quorum,
+            node_ids: (0..n).map(|i| format!("n{i}")).collect(),
+            deletions: if bounds.deletions {
+                vec![0]
+            } else {
+                Vec::new()
+            },
+            gateway_skew_ms: if bounds.gateway_skew {
+                u64::from(sim::GATEWAY_SKEW_MS)
+            } else {
+                0
+            },
+            heartbeat_loss: 0.0,
+            list_outages: Vec::new(),
+            phantom_members: bounds.phantoms,
+            heal_ms: bounds.heal_ms,
+            end_ms: bounds.horizon_ms,
+        };
+        profile.wall_offsets_ms.resize(n, 0);
+        let keys: Vec<Keys> = (0..n)
+            .map(|i| sim::sim_config(&profile, i).keys())
+            .collect();
+        let mut watched = vec![keys[0].lease.clone()];
+        watched.extend(
+            profile
+                .node_ids
+                .iter()
+                .map(|id| format!("{}{id}", keys[0].members)),
+        );
+        let liveness_bound_ms = profile.liveness_bound_ms();
+        ElectionWorld {
+            bounds,
+            mutation,
+            profile,
+            keys,
+            watched,
+            liveness_bound_ms,
+        }
+    }
+
+    pub fn liveness_bound_ms(&self) -> u64 {
+        self.liveness_bound_ms
+    }
+
+    /// Whether liveness is judged at all within the horizon.
+    pub fn judges_liveness(&self) -> bool {
+        self.bounds.liveness
+            && self.bounds.horizon_ms > self.bounds.heal_ms + self.liveness_bound_ms
+    }
+
+    fn label(&self, node: usize, restarts: u8) -> String {
+        let base = self.profile.label(node);
+        match restarts {
+            0 => base,
+            // n0, then n0b, n0c, ...: each process is its own in the history.
+            r => format!("{base}{}", (b'a' + r) as char),
+        }
+    }
+
+    fn local(&self, w: &World, node: usize) -> Instant {
+        let p = &w.procs[node];
+        let ns = w.now_ms as i64 * (1_000_000 + p.ppm);
+        Instant::from_nanos(p.clock_offset_ns + ns as u64)
+    }
+
+    fn fresh_elector(&self, w: &mut World, node: usize) -> Elector {
+        let config = sim::sim_config(&self.profile, node);
+        let p = &mut w.procs[node];
+        p.instances += 1;
+        let seed = 0x30DE_1000_0000_0000
+            ^ ((node as u64) << 40)
+            ^ (u64::from(p.restarts) << 32)
+            ^ u64::from(p.instances);
+        let now = self.local(w, node);
+        let mut e = Elector::new(config, now, seed);
+        e.set_mutation(self.mutation);
+        e
+    }
+
+    fn set_wall_clock(&self, w: &mut World, node: usize) {
+        let wall = (STORE_EPOCH_S * 1000 + w.now_ms) as i64 + self.profile.wall_offsets_ms[node];
+        if let Some(e) = w.procs[node].elector.as_mut() {
+            e.set_wall_clock(wall.max(0) as u64);
+        }
+    }
+
+    fn boot(&self, w: &mut World, node: usize) {
+        let e = (!self.bounds.stateless).then(|| self.fresh_elector(w, node));
+        let due = self.local(w, node);
+        let p = &mut w.procs[node];
+        p.elector = e;
+        p.crashed = false;
+        p.started = true;
+        p.waiting = None;
+        p.due = due;
+        p.idle_at_ms = None;
+        p.label = self.label(node, p.restarts);
+    }
+
+    fn log(&self, w: &mut World, line: impl FnOnce() -> String) {
+        if let Some(log) = w.log.as_mut() {
+            log.push(line());
+        }
+    }
+
+    fn wake(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+        if self.bounds.stateless {
+            let e = self.fresh_elector(w, node);
+            w.procs[node].elector = Some(e);
+        }
+        w.procs[node].requests_this_tick = 0;
+        self.set_wall_clock(w, node);
+        let local = self.local(w, node);
+        if let Some(e) = w.procs[node].elector.as_mut() {
+            e.handle_timeout(local);
+        }
+        self.continue_tick(w, node)
+    }
+
+    /// Send the next request of this tick, or end the tick.
+    fn continue_tick(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+        let local = self.local(w, node);
+        let p = &mut w.procs[node];
+        let e = p.elector.as_mut()?;
+        if p.requests_this_tick < MAX_REQUESTS_PER_TICK {
+            if let Some(request) = e.poll_request(local) {
+                p.requests_this_tick += 1;
+                p.waiting = Some(local);
+                p.idle_at_ms = None;
+                let msg = Msg {
+                    node,
+                    restarts: p.restarts,
+                    current: true,
+                    sent_ms: w.now_ms,
+                    late: false,
+                    request,
+                };
+                if w.log.is_some() {
+                    let line = format!("{} sends {}", p.label, describe_request(&msg));
+                    self.log(w, || line);
+                }
+                w.net.push(msg);
+                sort_net(&mut w.net);
+                return None;
+            }
+        }
+        let sent = p.requests_this_tick > 0;
+        let v = self.record(w, node);
+        let p = &mut w.procs[node];
+        if let Some(e) = p.elector.as_ref() {
+            p.due = e.poll_timeout();
+        }
+        if !sent {
+            p.idle_at_ms = Some(w.now_ms);
+        }
+        if self.bounds.stateless {
+            p.elector = None;
+        }
+        v
+    }
+
+    /// The process's status as its caller sees it, judged at once.
+    fn record(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+        let local = self.local(w, node);
+        let now_ms = w.now_ms;
+        let p = &mut w.procs[node];
+        let ppm = p.ppm;
+        let label = p.label.clone();
+        let e = p.elector.as_mut()?;
+        let status = e.status(local);
+        let error = e.take_error().map(|e| e.to_string());
+        let events: Vec<String> = std::iter::from_fn(|| e.poll_event())
+            .map(|e| sim::event_text(&e))
+            .collect();
+        // Validity in true time, rounded up: conservative.
+        let valid_ms = if status.role == Role::Leader {
+            let local_ns = status.valid_for.as_nanos();
+            let true_ns = (local_ns * 1_000_000).div_ceil((1_000_000 + ppm) as u128);
+            true_ns.div_ceil(1_000_000) as u64
+        } else {
+            0
+        };
+        let o = Observation {
+            unix_ms: now_ms,
+            at_ms: now_ms,
+            node: label.clone(),
+            role: if status.role == Role::Leader {
+                "leader"
+            } else {
+                "follower"
+            },
+            term: status
+                .fencing_token
+                .or(status.leader.as_ref().map(|l| l.term)),
+            leader: status.leader.map(|l| l.node_id),
+            valid_ms,
+            events,
+            error,
+            last_error: status.last_error.map(|e| e.to_string()),
+            requests: 0,
+            members: Vec::new(),
+            problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
+        };
+        if let Some(h) = w.history.as_mut() {
+            h.push(o.clone());
+        }
+        self.judge(w, o)
+    }
+
+    fn judge(&self, w: &mut World, o: Observation) -> Option<SimViolation> {
+        let label = o.node.clone();
+        // (f) A leader elected after the heal is never demoted.
+        if w.healed {
+            if let Some(&term) = w.elected_after_heal.get(&label) {
+                if o.events.iter().any(|e| e.starts_with("demoted")) {
+                    return Some(SimViolation::UnstableLeader {
+                        at_ms: o.at_ms,
+                        before: (label.clone(), term),
+                        after: (label.clone(), o.term.unwrap_or(0)),
+                    });
+                }
+            }
+            if o.events.iter().any(|e| e.starts_with("elected")) {
+                w.elected_after_heal
+                    .insert(label.clone(), o.term.unwrap_or(0));
+            }
+        }
+        // The summary keeps only what the checks read.
+        let point = Observation {
+            events: Vec::new(),
+            error: None,
+            last_error: None,
+            leader: None,
+            problems: Vec::new(),
+            ..o
+        };
+        if !point.is_leader() {
+            w.open.remove(&label);
+            w.last_leader.remove(&label);
+            return None;
+        }
+        if w.healed {
+            w.led_since_heal = true;
+        }
+        w.last_leader.insert(label.clone(), point.clone());
+        let reach = |o: &Observation| o.at_ms + o.valid_ms;
+        if w.open.get(&label).is_none_or(|x| reach(x) <= reach(&point)) {
+            w.open.insert(label.clone(), point.clone());
+        }
+        // (a), (b): the shared checker on every window still open, every term's start (as a
+        // point: who began it, when) and this answer.
+        let mut compact: Vec<Observation> = w.open.values().cloned().collect();
+        compact.extend(w.terms.values().cloned());
+        compact.push(point.clone());
+        if let Err(v) = history::check(&compact) {
+            return Some(SimViolation::History(v));
+        }
+        if let Some(term) = point.term {
+            w.terms.entry(term).or_insert_with(|| Observation {
+                valid_ms: 0,
+                ..point.clone()
+            });
+        }
+        // (g), (j): the shared quorum checker on this answer.
+        if self.profile.quorum > 1 {
+            let process = |l: &str| w.procs.iter().position(|p| p.label == l);
+            if let Some(v) = sim::judge_quorum(
+                &self.profile,
+                std::slice::from_ref(&point),
+                process,
+                &w.heartbeats,
+                &w.listings,
+            ) {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    fn apply(&self, w: &mut World, m: usize, skew: i8, lose_answer: bool) -> Option<SimViolation> {
+        let Msg {
+            node,
+            restarts,
+            current,
+            request,
+            ..
+        } = w.net.remove(m);
+        let gateway = i64::from(skew) * self.profile.gateway_skew_ms as i64;
+        let store_ms = ((STORE_EPOCH_S * 1000 + w.now_ms) as i64 + gateway) as u64;
+        let label = self.label(node, restarts);
+        let outcome = if matches!(request, Request::ListMembers { .. }) && w.list_outage {
+            Outcome::Transient(sim::server_error())
+        } else {
+            let outcome = w.store.apply(&self.keys[node], &request, store_ms);
+            match (&outcome, &request) {
+                (Outcome::Written { .. }, Request::Put { mode, body }) => {
+                    let last = w.last_leader.get(&label);
+                    if let Some(v) =
+                        sim::judge_lease_write(mode, body, false, w.now_ms, &label, last)
+                    {
+                        return Some(v);
+                    }
+                }
+                (Outcome::Listed { .. }, Request::ListMembers { .. }) => {
+                    w.listings[node] = vec![w.now_ms];
+                }
+                (Outcome::Written { .. }, Request::PutMember { .. }) => {
+                    let id = self.profile.node_ids[node].clone();
+                    w.heartbeats.entry(id).or_default().push(w.now_ms);
+                }
+                _ => {}
+            }
+            outcome
+        };
+        self.log(w, || {
+            format!(
+                "store applies {label}'s {} at {store_ms} ms: {}{}",
+                request_kind(&request),
+                outcome_text(&outcome),
+                if !current {
+                    " (nobody waits)"
+                } else if lose_answer {
+                    " (the answer is lost)"
+                } else {
+                    ""
+                }
+            )
+        });
+        if current && !lose_answer {
+            return self.answer(w, node, outcome);
+        }
+        None
+    }
+
+    fn answer(&self, w: &mut World, node: usize, outcome: Outcome) -> Option<SimViolation> {
+        w.procs[node].waiting = None;
+        for m in w.net.iter_mut().filter(|m| m.node == node) {
+            m.current = false;
+        }
+        sort_net(&mut w.net);
+        self.set_wall_clock(w, node);
+        let local = self.local(w, node);
+        if let Some(e) = w.procs[node].elector.as_mut() {
+            e.handle_response(local, outcome);
+        }
+        if !self.bounds.stateless {
+            if let Some(v) = self.record(w, node) {
+                return Some(v);
+            }
+        }
+        if let v @ Some(_) = self.continue_tick(w, node) {
+            return v;
+        }
+        self.settle(w, node)
+    }
+
+    /// What the process does on its own now: its request's timeout fires, or its next tick
+    /// starts, until it waits for an answer or for a later time.
+    fn settle(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+        let timeout = Profile::timings().request_timeout;
+        loop {
+            let local = self.local(w, node);
+            let p = &w.procs[node];
+            if p.crashed {
+                return None;
+            }
+            match p.waiting {
+                Some(sent) if local >= sent + timeout => {
+                    // Its request may still reach the store; an answer would be dropped.
+                    if w.log.is_some() {
+                        let line = format!("{}'s request times out", p.label);
+                        self.log(w, || line);
+                    }
+                    let timeout = Outcome::Transient(Error::Transport("timeout".into()));
+                    w.procs[node].waiting = None;
+                    for m in w.net.iter_mut().filter(|m| m.node == node) {
+                        m.current = false;
+                    }
+                    sort_net(&mut w.net);
+                    self.set_wall_clock(w, node);
+                    if let Some(e) = w.procs[node].elector.as_mut() {
+                        e.handle_response(local, timeout);
+                    }
+                    if !self.bounds.stateless {
+                        if let Some(v) = self.record(w, node) {
+                            return Some(v);
+                        }
+                    }
+                    if let v @ Some(_) = self.continue_tick(w, node) {
+                        return v;
+                    }
+                }
+                None if local >= p.due && p.idle_at_ms != Some(w.now_ms) => {
+                    if w.log.is_some() {
+                        let line = format!("{} ticks", p.label);
+                        self.log(w, || line);
+                    }
+                    if let v @ Some(_) = self.wake(w, node) {
+                        return v;
+                    }
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    fn settle_all(&self, w: &mut World) -> Option<SimViolation> {
+        for node in 0..w.procs.len() {
+            if let v @ Some(_) = self.settle(w, node) {
+                return v;
+            }
+        }
+        None
+    }
+
+    fn advance(&self, w: &mut World) -> Option<SimViolation> {
+        w.now_ms += if w.healed {
+            self.bounds.heal_step_ms
+        } else {
+            self.bounds.step_ms
+        };
+        let now = w.now_ms;
+        self.log(w, || format!("[{now:>5} ms] tick: true time advances"));
+        if !w.healed && w.now_ms >= self.bounds.heal_ms {
+            w.healed = true;
+            w.list_outage = false;
+            for node in 0..w.procs.len() {
+                if w.procs[node].crashed {
+                    if w.procs[node].started {
+                        w.procs[node].restarts += 1;
+                    }
+                    self.boot(w, node);
+                }
+            }
+        }
+        self.plant_phantoms(w);
+        if let Some(v) = self.settle_all(w) {
+            return Some(v);
+        }
+        // Heartbeats older than any future quorum check looks back to are forgotten.
+        let keep = self.profile.quorum_allowance_ms()
+            + self.profile.quorum_config().member_ttl.as_millis() as u64;
+        for beats in w.heartbeats.values_mut() {
+            beats.retain(|&h| h + keep > w.now_ms);
+        }
+        // (c) Liveness: a leader within the bound once faults stopped.
+        if self.judges_liveness()
+            && w.healed
+            && !w.led_since_heal
+            && w.now_ms > self.bounds.heal_ms + self.liveness_bound_ms
+        {
+            return Some(SimViolation::NoLeaderAfterHeal {
+                heal_ms: self.bounds.heal_ms,
+                bound_ms: self.liveness_bound_ms,
+            });
+        }
+        None
+    }
+
+    fn plant_phantoms(&self, w: &mut World) {
+        if self.bounds.phantoms == 0 {
+            return;
+        }
+        let metadata = "m".repeat(4096);
+        for i in 0..self.bounds.phantoms {
+            let node = format!("phantom{i:03}");
+            let body = s3_election::members::MemberRecord {
+                format: s3_election::members::MEMBER_FORMAT.into(),
+                node: node.clone(),
+                metadata: metadata.clone(),
+            }
+            .encode();
+            w.store.put_raw(
+                &format!("{NAME}/members/{node}"),
+                body,
+                STORE_EPOCH_S * 1000 + w.now_ms,
+            );
+        }
+    }
+
+    /// Requests that must reach the store (or be lost) before true time advances: those not
+    /// held, those held to the late-apply bound, and after the heal all of them.
+    fn urgent(&self, w: &World) -> bool {
+        let late = Profile::timings().request_timeout.as_millis() as u64
+            + self.profile.late_delay_max_ms();
+        w.net
+            .iter()
+            .any(|m| w.healed || !m.late || w.now_ms + self.bounds.step_ms > m.sent_ms + late)
+    }
+}
+
+fn sort_net(net: &mut [Msg]) {
+    net.sort_by_key(|m| m.order());
+}
+
+fn request_kind(r: &Request) -> String {
+    match r {
+        Request::Get { if_none_match } => format!(
+            "GET lease{}",
+            if if_none_match.is_some() {
+                " (if-none-match)"
+            } else {
+                ""
+            }
+        ),
+        Request::Put { mode, .. } => match mode {
+            PutMode::Create => "PUT lease (if-none-match *)".into(),
+            PutMode::Update(e) => format!("PUT lease (if-match {})", e.0),
+            #[allow(unreachable_patterns)]
+            _ => "PUT lease (UNCONDITIONAL)".into(),
+        },
+        Request::PutMember { .. } => "PUT member".into(),
+        Request::GetMember { node } => format!("GET member {node}"),
+        Request::ListMembers { .. } => "LIST members".into(),
+        Request::DeleteMember => "DELETE member".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+fn describe_request(m: &Msg) -> String {
+    match m {
+        Msg {
+            request: Request::Put { mode, body },
+            ..
+        } => {
+            let record = LeaseRecord::decode(body)
+                .map(|r| {
+                    format!(
+                        "holder={} term={} released={} vacant={}",
+                        r.holder, r.term, r.released, r.vacant
+                    )
+                })
+                .unwrap_or_else(|e| format!("unreadable record: {}", e.0));
+            format!(
+                "{} [{record}]",
+                request_kind(&Request::Put {
+                    mode: mode.clone(),
+                    body: Vec::new()
+                })
+            )
+        }
+        Msg { request, .. } => request_kind(request),
+    }
+}
+
+fn outcome_text(o: &Outcome) -> String {
+    match o {
+        Outcome::Found { etag, .. } => format!("200 {}", etag.0),
+        Outcome::Written { etag } => format!("written {}", etag.0),
+        Outcome::Transient(e) => format!("transient: {e}"),
+        other => other.kind().to_string(),
+    }
+}
+
+impl Model for ElectionWorld {
+    type State = World;
+    type Action = Action;
+
+    fn init(&self) -> Vec<World> {
+        let n = self.bounds.nodes;
+        let half = i64::from(Profile::timings().max_drift_ppm) / 2;
+        let choices: Vec<i64> = if self.bounds.drift {
+            vec![-half, half]
+        } else {
+            vec![0]
+        };
+        let mut rates: Vec<Vec<i64>> = vec![Vec::new()];
+        for _ in 0..n {
+            rates = rates
+                .into_iter()
+                .flat_map(|r| {
+                    choices.iter().map(move |c| {
+                        let mut r = r.clone();
+                        r.push(*c);
+                        r
+                    })
+                })
+                .collect();
+        }
+        rates
+            .into_iter()
+            .map(|ppms| {
+                let mut w = World {
+                    now_ms: 0,
+                    healed: false,
+                    faults_left: self.bounds.faults,
+                    conflicts_left: self.bounds.conflicts_after_heal,
+                    list_outage: false,
+                    procs: ppms
+                        .iter()
+                        .enumerate()
+                        .map(|(i, &ppm)| Proc {
+                            label: String::new(),
+                            ppm,
+                            clock_offset_ns: (i as u64 + 1) * 7_000_000_000,
+                            elector: None,
+                            crashed: false,
+                            started: false,
+                            restarts: 0,
+                            instances: 0,
+                            waiting: None,
+                            requests_this_tick: 0,
+                            due: Instant::default(),
+                            idle_at_ms: None,
+                        })
+                        .collect(),
+                    net: Vec::new(),
+                    store: MemStore::with_page_size(2),
+                    open: BTreeMap::new(),
+                    last_leader: BTreeMap::new(),
+                    terms: BTreeMap::new(),
+                    led_since_heal: false,
+                    elected_after_heal: BTreeMap::new(),
+                    heartbeats: BTreeMap::new(),
+                    listings: vec![Vec::new(); n],
+                    history: None,
+                    log: None,
+                };
+                // A released lease from an earlier deployment, ten seconds old: the election
+                // starts the way it does after a clean shutdown.
+                let old = LeaseRecord {
+                    format: FORMAT.into(),
+                    holder: "n9".into(),
+                    term: (STORE_EPOCH_S - 10) * TERMS_PER_SECOND,
+                    lease_ms: Profile::timings().lease.as_millis() as u64,
+                    renewals: 3,
+                    nonce: "0123456789abcdef0123456789abcdef".into(),
+                    released: true,
+                    vacant: false,
+                    instance: Some("i-earlier".into()),
+                    metadata: String::new(),
+                    members: Vec::new(),
+                    members_omitted: 0,
+                };
+                w.store
+                    .put_raw(KEY, old.encode(), (STORE_EPOCH_S - 10) * 1000);
+                self.plant_phantoms(&mut w);
+                for i in 0..n {
+                    if i == 0 || !self.bounds.staggered {
+                        self.boot(&mut w, i);
+                    } else {
+                        w.procs[i].crashed = true;
+                        w.procs[i].label = self.label(i, 0);
+                    }
+                }
+                // (Nothing can be violated before anyone wrote.)
+                let _ = self.settle_all(&mut w);
+                w
+            })
+            .collect()
+    }
+
+    fn actions(&self, w: &World, out: &mut Vec<Action>) {
+        for (m, msg) in w.net.iter().enumerate() {
+            if self.bounds.gateway_skew {
+                out.push(Action::Apply(m, -1));
+                out.push(Action::Apply(m, 1));
+            } else {
+                out.push(Action::Apply(m, 0));
+            }
+            let conflict = is_current_lease_write(msg)
+                && if w.healed {
+                    w.conflicts_left > 0
+                } else {
+                    self.bounds.conflicts && w.faults_left > 0
+                };
+            if conflict {
+                out.push(Action::Conflict(m));
+            }
+            if !w.healed && w.faults_left > 0 {
+                out.push(Action::Lose(m));
+                if !msg.late {
+                    out.push(Action::Delay(m));
+                }
+                if msg.current {
+                    out.push(Action::ApplyLoseAnswer(m));
+                }
+            }
+        }
+        if !w.healed {
+            if w.faults_left > 0 {
+                for (i, p) in w.procs.iter().enumerate() {
+                    if self.bounds.crashes && p.started && !p.crashed {
+                        out.push(Action::Crash(i));
+                    }
+                }
+                if self.bounds.deletions && w.store.get_object(KEY).is_some() {
+                    out.push(Action::Delete);
+                }
+                if self.bounds.list_outage && !w.list_outage {
+                    out.push(Action::ListOutage);
+                }
+            }
+            for (i, p) in w.procs.iter().enumerate() {
+                if !p.started {
+                    out.push(Action::Start(i));
+                } else if p.crashed && self.bounds.restarts {
+                    out.push(Action::Restart(i));
+                }
+            }
+        }
+        let step = if w.healed {
+            self.bounds.heal_step_ms
+        } else {
+            self.bounds.step_ms
+        };
+        if !self.urgent(w) && w.now_ms + step <= self.bounds.horizon_ms {
+            out.push(Action::Tick);
+        }
+    }
+
+    fn step(&self, w: &mut World, a: &Action) -> Option<SimViolation> {
+        if w.log.is_some() && *a != Action::Tick {
+            let now = w.now_ms;
+            self.log(w, || format!("[{now:>5} ms] {a}"));
+        }
+        match *a {
+            Action::Apply(m, skew) => self.apply(w, m, skew, false),
+            Action::ApplyLoseAnswer(m) => {
+                w.faults_left -= 1;
+                self.apply(w, m, 0, true)
+            }
+            Action::Lose(m) => {
+                w.net.remove(m);
+                w.faults_left -= 1;
+                None
+            }
+            Action::Delay(m) => {
+                w.net[m].late = true;
+                sort_net(&mut w.net);
+                w.faults_left -= 1;
+                None
+            }
+            Action::Conflict(m) => {
+                let node = w.net.remove(m).node;
+                if w.healed {
+                    w.conflicts_left -= 1;
+                } else {
+                    w.faults_left -= 1;
+                }
+                self.log(w, || "the store answers 409 Conflict".into());
+                self.answer(w, node, Outcome::Conflict)
+            }
+            Action::Crash(n) => {
+                let p = &mut w.procs[n];
+                p.crashed = true;
+                p.elector = None;
+                p.waiting = None;
+                for m in w.net.iter_mut().filter(|m| m.node == n) {
+                    m.current = false;
+                }
+                sort_net(&mut w.net);
+                w.faults_left -= 1;
+                None
+            }
+            Action::Restart(n) => {
+                w.procs[n].restarts += 1;
+                self.boot(w, n);
+                self.settle(w, n)
+            }
+            Action::Start(n) => {
+                self.boot(w, n);
+                self.settle(w, n)
+            }
+            Action::Delete => {
+                w.store.delete(KEY);
+                w.faults_left -= 1;
+                None
+            }
+            Action::ListOutage => {
+                w.list_outage = true;
+                w.faults_left -= 1;
+                None
+            }
+            Action::Tick => self.advance(w),
+        }
+    }
+
+    fn fingerprint(&self, w: &World) -> u128 {
+        let mut f = Fingerprint::default();
+        f.u64(w.now_ms);
+        f.bytes(&[
+            w.healed as u8,
+            w.faults_left,
+            w.conflicts_left,
+            w.list_outage as u8,
+            w.led_since_heal as u8,
+        ]);
+        for p in &w.procs {
+            f.debug(p);
+        }
+
+        f.debug(&w.net);
+        for key in &self.watched {
+            match w.store.get_object(key) {
+                Some(o) => {
+                    f.bytes(o.etag.0.as_bytes());
+                    f.u64(o.last_modified_ms);
+                }
+                None => f.bytes(b"-"),
+            }
+        }
+        for o in w.open.values().chain(w.last_leader.values()) {
+            f.debug(&(&o.node, o.at_ms, o.term, o.valid_ms));
+        }
+        for (term, o) in &w.terms {
+            f.debug(&(term, &o.node, o.at_ms));
+        }
+        f.debug(&w.elected_after_heal);
+        f.debug(&w.heartbeats);
+        f.debug(&w.listings);
+        f.finish()
+    }
+}
+
+fn is_current_lease_write(m: &Msg) -> bool {
+    m.current && matches!(m.request, Request::Put { .. })
+}
+
+impl World {
+    /// True time, ms.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+}
