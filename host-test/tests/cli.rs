@@ -199,7 +199,8 @@ fn every_subcommand_has_help_with_examples_and_the_version_is_shown() {
         ("bench", "--trials"),
         ("scenario", "--virtual"),
         ("cron", "--every"),
-        ("sim", "--mutation"),
+        ("sim", "--replay"),
+        ("model-check", "--mutation"),
     ] {
         let out = host_test(&[command, "--help"]);
         let text = String::from_utf8_lossy(&out.stdout);
@@ -209,7 +210,7 @@ fn every_subcommand_has_help_with_examples_and_the_version_is_shown() {
             "{command} --help lacks {flag}:\n{text}"
         );
         assert!(
-            text.contains("--endpoint") || command == "sim",
+            text.contains("--endpoint") || ["sim", "model-check"].contains(&command),
             "{command}: {text}"
         );
     }

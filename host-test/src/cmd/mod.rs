@@ -95,7 +95,8 @@ pub enum Command {
         host-test sim --seed 5831 --verbose\n  host-test sim --seeds 10000 --mutation no-drift-margin\n  \
         host-test sim --replay target/model-check/two-no-drift-margin.json")]
     Sim(other::SimArgs),
-    /// Exhaustive model checking of the real election core in small worlds (issue 14).
+    /// Exhaustive model checking of the real election core: every schedule of small worlds
+    /// within bounds, judged by the simulator's invariants.
     #[command(
         after_help = "Examples:\n  host-test model-check\n  host-test model-check --ci\n  \
         host-test model-check --mutation no-drift-margin\n  host-test model-check --ci --mutations"

@@ -14,7 +14,8 @@ pub struct ModelCheckArgs {
     /// CI's smaller bounds (well under two minutes on two cores).
     #[arg(long)]
     ci: bool,
-    /// Only these configurations (two, three, liveness, quorum, stateless, members, slots).
+    /// Only these configurations (two, pairs, three, liveness, quorum, stateless, members,
+    /// slots; `pairs` has full bounds only).
     #[arg(long, value_delimiter = ',')]
     config: Vec<String>,
     /// Break one protocol rule, to see a violation found (in the configuration that shows
@@ -25,7 +26,7 @@ pub struct ModelCheckArgs {
     #[arg(long, conflicts_with = "mutation")]
     mutations: bool,
     /// Stop a configuration after this many distinct states (reported as incomplete).
-    #[arg(long, default_value_t = 30_000_000)]
+    #[arg(long, default_value_t = 10_000_000)]
     max_states: u64,
     /// Override the fault budget of the chosen configurations.
     #[arg(long)]

@@ -86,18 +86,23 @@ pub fn configs(ci: bool) -> Vec<Config> {
     let mut two = election(2);
     two.step_ms = 50;
     two.staggered = true;
-    two.faults = if ci { 1 } else { 2 };
+    two.faults = 1;
     // 409s are in the liveness world (and, in the full bounds, here too).
     two.conflicts = !ci;
-    two.heal_ms = if ci { 2_100 } else { 2_500 };
+    two.heal_ms = if ci { 2_100 } else { 2_600 };
     two.horizon_ms = two.heal_ms;
+    // Two faults anywhere, on a coarser clock.
+    let mut pairs = election(2);
+    pairs.faults = 2;
+    pairs.heal_ms = 2_000;
+    pairs.horizon_ms = pairs.heal_ms;
     let mut three = election(3);
     three.faults = 1;
-    three.heal_ms = if ci { 1_300 } else { 2_300 };
+    three.heal_ms = if ci { 1_300 } else { 2_000 };
     three.horizon_ms = three.heal_ms;
     // Liveness and stability: faults early, then the store reachable and 409s normal.
     let mut liveness = election(2);
-    liveness.faults = if ci { 1 } else { 2 };
+    liveness.faults = 1;
     liveness.heal_ms = if ci { 1_000 } else { 1_500 };
     liveness.heal_step_ms = if ci { 500 } else { 250 };
     liveness.conflicts_after_heal = 1;
@@ -117,7 +122,7 @@ pub fn configs(ci: bool) -> Vec<Config> {
     stateless.stateless = true;
     stateless.crashes = false;
     stateless.gateway_skew = true;
-    stateless.faults = 1;
+    stateless.faults = if ci { 1 } else { 2 };
     stateless.heal_ms = if ci { 1_500 } else { 2_000 };
     stateless.horizon_ms = stateless.heal_ms;
     let mut members = election(2);
@@ -128,8 +133,11 @@ pub fn configs(ci: bool) -> Vec<Config> {
     members.step_ms = 250;
     members.heal_ms = 2_000;
     members.horizon_ms = 2_000;
-    let mut c = vec![
-        Config::Election("two".into(), two),
+    let mut c = vec![Config::Election("two".into(), two)];
+    if !ci {
+        c.push(Config::Election("pairs".into(), pairs));
+    }
+    c.extend([
         Config::Election("three".into(), three),
         Config::Election("liveness".into(), liveness),
         Config::Election("quorum".into(), quorum),
@@ -144,7 +152,7 @@ pub fn configs(ci: bool) -> Vec<Config> {
                 faults: if ci { 1 } else { 2 },
             },
         ),
-    ];
+    ]);
     for config in c.iter_mut() {
         if let Config::Election(_, b) = config {
             if b.liveness {

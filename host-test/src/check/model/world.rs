@@ -1094,3 +1094,85 @@ impl World {
         self.now_ms
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::check::model::explore;
+
+    fn small() -> Bounds {
+        Bounds {
+            nodes: 2,
+            quorum: 1,
+            stateless: false,
+            step_ms: 100,
+            heal_step_ms: 250,
+            heal_ms: 600,
+            horizon_ms: 600,
+            faults: 1,
+            crashes: true,
+            restarts: false,
+            staggered: false,
+            deletions: false,
+            conflicts: false,
+            list_outage: false,
+            gateway_skew: false,
+            phantoms: 0,
+            conflicts_after_heal: 0,
+            liveness: true,
+            drift: false,
+            wall_offsets_ms: vec![0, 0],
+        }
+    }
+
+    /// The liveness check can fail: with a bound shorter than a takeover (a process that
+    /// crashed before the heal restarts with a new instance, which waits a lease and grace),
+    /// some schedule has no leader in time.
+    #[test]
+    fn liveness_is_judged() {
+        let mut world = ElectionWorld::new(small(), None);
+        world.liveness_bound_ms = 300;
+        world.bounds.horizon_ms = 600 + 300 + 250;
+        let e = explore(&world, 1_000_000);
+        let v = e.violation.expect("a schedule without a leader in time");
+        assert!(
+            matches!(v.violation, SimViolation::NoLeaderAfterHeal { .. }),
+            "{}",
+            v.violation
+        );
+    }
+
+    /// Actions print and parse back (a schedule file is their text).
+    #[test]
+    fn actions_round_trip_through_text() {
+        for a in [
+            Action::Apply(2, -1),
+            Action::ApplyLoseAnswer(0),
+            Action::Lose(1),
+            Action::Delay(3),
+            Action::Conflict(0),
+            Action::Crash(1),
+            Action::Restart(1),
+            Action::Start(2),
+            Action::Delete,
+            Action::ListOutage,
+            Action::Tick,
+        ] {
+            assert_eq!(a.to_string().parse::<Action>(), Ok(a.clone()), "{a}");
+        }
+        assert!("fly 3".parse::<Action>().is_err());
+    }
+
+    /// The same state reached by two orders of independent steps is explored once: the
+    /// fingerprint ignores the order messages were sent in and the store's write counter.
+    #[test]
+    fn fingerprints_are_stable() {
+        let world = ElectionWorld::new(small(), None);
+        let a = world.init().remove(0);
+        let b = a.clone();
+        assert_eq!(world.fingerprint(&a), world.fingerprint(&b));
+        let mut c = a.clone();
+        assert!(world.step(&mut c, &Action::Apply(0, 0)).is_none());
+        assert_ne!(world.fingerprint(&a), world.fingerprint(&c));
+    }
+}
