@@ -68,6 +68,7 @@ fn election(nodes: usize) -> world::Bounds {
         crashes: true,
         restarts: true,
         staggered: false,
+        pauses: false,
         deletions: true,
         conflicts: true,
         list_outage: false,
@@ -94,10 +95,12 @@ pub fn configs(ci: bool) -> Vec<Config> {
     // Two faults anywhere, on a coarser clock.
     let mut pairs = election(2);
     pairs.faults = 2;
+    pairs.pauses = true;
     pairs.heal_ms = 2_000;
     pairs.horizon_ms = pairs.heal_ms;
     let mut three = election(3);
     three.faults = 1;
+    three.pauses = true;
     three.heal_ms = if ci { 1_300 } else { 2_000 };
     three.horizon_ms = three.heal_ms;
     // Liveness and stability: faults early, then the store reachable and 409s normal.

@@ -54,6 +54,10 @@ pub struct Bounds {
     /// Processes after the first start at any moment before the heal (at the latest then),
     /// not all at once: so a slow clock can win an election too.
     pub staggered: bool,
+    /// Fault: an idle process pauses for longer than a lease (a GC pause, a stopped VM): it
+    /// neither ticks nor times out until the pause ends (or the heal).
+    #[serde(default)]
+    pub pauses: bool,
     pub deletions: bool,
     pub conflicts: bool,
     /// Member listings may fail for everyone from some moment until the heal.
@@ -107,6 +111,8 @@ struct Proc {
     due: Instant,
     /// The last tick sent nothing at this true time: no wake again before time advances.
     idle_at_ms: Option<u64>,
+    /// Paused until this true time, ms.
+    paused_until_ms: Option<u64>,
 }
 
 /// A request on its way to the store. Its answer, if any, comes back within the step (as in
@@ -131,6 +137,9 @@ impl Msg {
         (self.node, !self.current, self.sent_ms, self.late)
     }
 }
+
+/// How long a paused process stands still: longer than a lease and its grace.
+pub const PAUSE_MS: u64 = 1_200;
 
 /// A state of the world.
 #[derive(Clone)]
@@ -188,6 +197,8 @@ pub enum Action {
     Conflict(usize),
     /// Fault: the process dies (its last promise stands until it ends).
     Crash(usize),
+    /// Fault: an idle process pauses for [`PAUSE_MS`].
+    Pause(usize),
     /// A new process starts in a crashed one's slot, with the same node id.
     Restart(usize),
     /// A process starts for the first time (with `staggered` starts).
@@ -209,6 +220,7 @@ impl fmt::Display for Action {
             Action::Delay(m) => write!(f, "delay {m}"),
             Action::Conflict(m) => write!(f, "conflict {m}"),
             Action::Crash(n) => write!(f, "crash {n}"),
+            Action::Pause(n) => write!(f, "pause {n}"),
             Action::Restart(n) => write!(f, "restart {n}"),
             Action::Start(n) => write!(f, "start {n}"),
             Action::Delete => f.write_str("delete"),
@@ -238,6 +250,7 @@ impl FromStr for Action {
             Some("delay") => Action::Delay(n(1)?),
             Some("conflict") => Action::Conflict(n(1)?),
             Some("crash") => Action::Crash(n(1)?),
+            Some("pause") => Action::Pause(n(1)?),
             Some("restart") => Action::Restart(n(1)?),
             Some("start") => Action::Start(n(1)?),
             Some("delete") => Action::Delete,
@@ -632,7 +645,7 @@ impl ElectionWorld {
         loop {
             let local = self.local(w, node);
             let p = &w.procs[node];
-            if p.crashed {
+            if p.crashed || p.paused_until_ms.is_some_and(|t| w.now_ms < t) {
                 return None;
             }
             match p.waiting {
@@ -695,6 +708,9 @@ impl ElectionWorld {
         if !w.healed && w.now_ms >= self.bounds.heal_ms {
             w.healed = true;
             w.list_outage = false;
+            for p in w.procs.iter_mut() {
+                p.paused_until_ms = None;
+            }
             for node in 0..w.procs.len() {
                 if w.procs[node].crashed {
                     if w.procs[node].started {
@@ -873,6 +889,7 @@ impl Model for ElectionWorld {
                             requests_this_tick: 0,
                             due: Instant::default(),
                             idle_at_ms: None,
+                            paused_until_ms: None,
                         })
                         .collect(),
                     net: Vec::new(),
@@ -954,6 +971,10 @@ impl Model for ElectionWorld {
                     if self.bounds.crashes && p.started && !p.crashed {
                         out.push(Action::Crash(i));
                     }
+                    let running = p.started && !p.crashed && p.waiting.is_none();
+                    if self.bounds.pauses && running && p.paused_until_ms.is_none() {
+                        out.push(Action::Pause(i));
+                    }
                 }
                 if self.bounds.deletions && w.store.get_object(KEY).is_some() {
                     out.push(Action::Delete);
@@ -1021,6 +1042,11 @@ impl Model for ElectionWorld {
                     m.current = false;
                 }
                 sort_net(&mut w.net);
+                w.faults_left -= 1;
+                None
+            }
+            Action::Pause(n) => {
+                w.procs[n].paused_until_ms = Some(w.now_ms + PAUSE_MS);
                 w.faults_left -= 1;
                 None
             }
@@ -1113,6 +1139,7 @@ mod tests {
             crashes: true,
             restarts: false,
             staggered: false,
+            pauses: false,
             deletions: false,
             conflicts: false,
             list_outage: false,
@@ -1152,6 +1179,7 @@ mod tests {
             Action::Delay(3),
             Action::Conflict(0),
             Action::Crash(1),
+            Action::Pause(0),
             Action::Restart(1),
             Action::Start(2),
             Action::Delete,
