@@ -166,6 +166,17 @@ pub fn duration(value: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(ms))
 }
 
+/// A mutation by its name (`--mutation` of `sim` and `model-check`).
+pub fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
+    crate::check::sim::parse_mutation(name).ok_or_else(|| {
+        let names: Vec<&str> = crate::check::sim::ALL_MUTATIONS
+            .iter()
+            .map(|m| crate::check::sim::mutation_name(*m))
+            .collect();
+        format!("unknown mutation `{name}` (one of: {})", names.join(", "))
+    })
+}
+
 /// Milliseconds for the WIT interface.
 pub fn millis(d: Duration) -> Result<u32> {
     u32::try_from(d.as_millis()).with_context(|| format!("{d:?} is too long"))

@@ -1,7 +1,7 @@
 //! `host-test model-check`: the exhaustive model checker (`check::model`), per configuration
 //! or per mutation, and `host-test sim --replay FILE` for the schedules it saves.
 
-use super::other::sim_mutation;
+use super::sim_mutation;
 use crate::check::model::replay::{self, Config, Schedule};
 use crate::check::sim;
 use anyhow::{bail, Result};

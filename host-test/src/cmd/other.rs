@@ -234,21 +234,11 @@ pub struct SimArgs {
     #[arg(long, requires = "seed")]
     verbose: bool,
     /// Break one protocol rule, to see the invariants catch it.
-    #[arg(long, value_parser = sim_mutation)]
+    #[arg(long, value_parser = super::sim_mutation)]
     mutation: Option<s3_election::mutation::Mutation>,
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-}
-
-pub(super) fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
-    sim::parse_mutation(name).ok_or_else(|| {
-        let names: Vec<&str> = sim::ALL_MUTATIONS
-            .iter()
-            .map(|m| sim::mutation_name(*m))
-            .collect();
-        format!("unknown mutation `{name}` (one of: {})", names.join(", "))
-    })
 }
 
 /// Deterministic simulation: one seed (replay, printing the history), or a campaign.
