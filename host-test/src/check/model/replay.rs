@@ -68,6 +68,7 @@ fn election(nodes: usize) -> world::Bounds {
         crashes: true,
         restarts: true,
         staggered: false,
+        start_within_ms: 0,
         pauses: false,
         deletions: true,
         conflicts: true,
@@ -87,6 +88,8 @@ pub fn configs(ci: bool) -> Vec<Config> {
     let mut two = election(2);
     two.step_ms = 50;
     two.staggered = true;
+    // The second process starts within the first lease (CI) or at any time.
+    two.start_within_ms = if ci { 1_000 } else { 0 };
     two.faults = 1;
     // 409s are in the liveness world (and, in the full bounds, here too).
     two.conflicts = !ci;

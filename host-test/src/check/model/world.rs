@@ -51,9 +51,12 @@ pub struct Bounds {
     pub crashes: bool,
     /// A crashed process may restart before the heal (at the heal, all do).
     pub restarts: bool,
-    /// Processes after the first start at any moment before the heal (at the latest then),
-    /// not all at once: so a slow clock can win an election too.
+    /// Processes after the first start at any step before `start_within_ms` (at the latest
+    /// then), not all at once: so a slow clock can win an election too.
     pub staggered: bool,
+    /// With `staggered`: every process has started by then (0: by the heal), ms.
+    #[serde(default)]
+    pub start_within_ms: u64,
     /// Fault: an idle process pauses for longer than a lease (a GC pause, a stopped VM): it
     /// neither ticks nor times out until the pause ends (or the heal).
     #[serde(default)]
@@ -705,6 +708,17 @@ impl ElectionWorld {
         };
         let now = w.now_ms;
         self.log(w, || format!("[{now:>5} ms] tick: true time advances"));
+        let start_by = match self.bounds.start_within_ms {
+            0 => self.bounds.heal_ms,
+            t => t.min(self.bounds.heal_ms),
+        };
+        if w.now_ms >= start_by {
+            for node in 0..w.procs.len() {
+                if !w.procs[node].started {
+                    self.boot(w, node);
+                }
+            }
+        }
         if !w.healed && w.now_ms >= self.bounds.heal_ms {
             w.healed = true;
             w.list_outage = false;
@@ -1139,6 +1153,7 @@ mod tests {
             crashes: true,
             restarts: false,
             staggered: false,
+            start_within_ms: 0,
             pauses: false,
             deletions: false,
             conflicts: false,
