@@ -26,7 +26,7 @@ use crate::check::history::{self, Observation};
 use s3_election::config::QuorumConfig;
 use s3_election::config::{ElectionConfig, Keys, Timings};
 use s3_election::core::MAX_REQUESTS_PER_TICK;
-use s3_election::core::{Elector, Event, Role};
+use s3_election::core::{Elector, Event, Role, Status};
 use s3_election::memstore::MemStore;
 use s3_election::mutation::Mutation;
 use s3_election::protocol::{Outcome, PutMode, Request};
@@ -490,6 +490,43 @@ impl Run {
 }
 
 /// One observation on one line.
+/// What a caller of `elector` sees now, as an observation at `at_ms` of true time: `status`,
+/// its validity already converted to true time (`valid_ms`), and the error and events the
+/// elector has queued since the last one (drained). Shared with the model checker.
+pub fn observation(
+    elector: &mut Elector,
+    status: Status,
+    node: String,
+    at_ms: u64,
+    valid_ms: u64,
+) -> Observation {
+    let error = elector.take_error().map(|e| e.to_string());
+    let events: Vec<String> = std::iter::from_fn(|| elector.poll_event())
+        .map(|e| event_text(&e))
+        .collect();
+    Observation {
+        unix_ms: at_ms,
+        at_ms,
+        node,
+        role: if status.role == Role::Leader {
+            "leader"
+        } else {
+            "follower"
+        },
+        term: status
+            .fencing_token
+            .or(status.leader.as_ref().map(|l| l.term)),
+        leader: status.leader.map(|l| l.node_id),
+        valid_ms,
+        events,
+        error,
+        last_error: status.last_error.map(|e| e.to_string()),
+        requests: 0,
+        members: Vec::new(),
+        problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
+    }
+}
+
 pub fn describe(o: &Observation) -> String {
     format!(
         "{:>6} ms  {:<3} {:<8} term={:<3} leader={:<5} valid={:>4}ms {}{}",
@@ -1323,10 +1360,6 @@ impl Sim {
         let n = &mut self.nodes[node];
         let Some(e) = n.elector.as_mut() else { return };
         let status = e.status(local);
-        let error = e.take_error().map(|e| e.to_string());
-        let events: Vec<String> = std::iter::from_fn(|| e.poll_event())
-            .map(|e| event_text(&e))
-            .collect();
         // Validity in true time, rounded up, from the floor of the true instant: conservative.
         let valid_true_us = (status.valid_for.as_nanos() as f64 / 1000.0 / n.rate).ceil() as u64;
         let valid_ms = if status.role == Role::Leader {
@@ -1334,27 +1367,8 @@ impl Sim {
         } else {
             0
         };
-        self.history.push(Observation {
-            unix_ms: at_ms,
-            at_ms,
-            node: n.id.clone(),
-            role: if status.role == Role::Leader {
-                "leader"
-            } else {
-                "follower"
-            },
-            term: status
-                .fencing_token
-                .or(status.leader.as_ref().map(|l| l.term)),
-            leader: status.leader.map(|l| l.node_id),
-            valid_ms,
-            events,
-            error,
-            last_error: status.last_error.map(|e| e.to_string()),
-            requests: 0,
-            members: Vec::new(),
-            problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
-        });
+        let o = observation(e, status, n.id.clone(), at_ms, valid_ms);
+        self.history.push(o);
     }
 
     // ----- judging -----------------------------------------------------------------------------

@@ -455,10 +455,6 @@ impl ElectionWorld {
         let label = p.label.clone();
         let e = p.elector.as_mut()?;
         let status = e.status(local);
-        let error = e.take_error().map(|e| e.to_string());
-        let events: Vec<String> = std::iter::from_fn(|| e.poll_event())
-            .map(|e| sim::event_text(&e))
-            .collect();
         // Validity in true time, rounded up: conservative.
         let valid_ms = if status.role == Role::Leader {
             let local_ns = status.valid_for.as_nanos();
@@ -467,27 +463,7 @@ impl ElectionWorld {
         } else {
             0
         };
-        let o = Observation {
-            unix_ms: now_ms,
-            at_ms: now_ms,
-            node: label.clone(),
-            role: if status.role == Role::Leader {
-                "leader"
-            } else {
-                "follower"
-            },
-            term: status
-                .fencing_token
-                .or(status.leader.as_ref().map(|l| l.term)),
-            leader: status.leader.map(|l| l.node_id),
-            valid_ms,
-            events,
-            error,
-            last_error: status.last_error.map(|e| e.to_string()),
-            requests: 0,
-            members: Vec::new(),
-            problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
-        };
+        let o = sim::observation(e, status, label, now_ms, valid_ms);
         if let Some(h) = w.history.as_mut() {
             h.push(o.clone());
         }
