@@ -289,7 +289,7 @@ fn respond(status: u16, headers: &[(&str, String)], body: Bytes) -> http::Respon
 }
 
 /// Unix ms as `2026-11-26T05:45:12.345Z` (Hinnant's civil_from_days).
-fn iso8601(ms: u64) -> String {
+pub(crate) fn iso8601(ms: u64) -> String {
     let secs = ms / 1000;
     let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
     let z = days + 719_468;
