@@ -3,6 +3,7 @@
 //! preview2-shim). Every process prints JSON lines; the lines of all of them are judged
 //! together by the same invariant checker as every other run.
 
+mod apps;
 mod common;
 
 use common::*;
@@ -94,8 +95,7 @@ fn a_jco_node_and_wasmtime_nodes_share_one_election() {
 /// `wasmtime serve` of the composed edge worker (`make edge-worker`: the example worker with
 /// its election import filled by the component, through `wac plug`) as node `id`.
 struct Worker {
-    id: String,
-    port: u16,
+    http: apps::HttpWorker,
     child: Child,
 }
 
@@ -172,47 +172,9 @@ impl Worker {
             std::thread::sleep(Duration::from_millis(50));
         }
         Worker {
-            id: id.to_string(),
-            port,
+            http: apps::HttpWorker::new(id, port, None),
             child,
         }
-    }
-
-    /// One request; its status and the answer's JSON.
-    fn request(&self, method: &str, path: &str) -> (u16, serde_json::Value) {
-        let url = format!("http://127.0.0.1:{}{path}", self.port);
-        let response = match ureq::request(method, &url).call() {
-            Ok(r) => r,
-            Err(ureq::Error::Status(_, r)) => r,
-            Err(e) => panic!("{method} {url}: {e}"),
-        };
-        let status = response.status();
-        let text = response.into_string().unwrap();
-        let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{text:?}: {e}"));
-        (status, json)
-    }
-
-    /// One request that must succeed; the answer's JSON.
-    fn call(&self, method: &str, path: &str) -> serde_json::Value {
-        let (status, json) = self.request(method, path);
-        assert_eq!(status, 200, "{method} {path}: {json}");
-        json
-    }
-
-    /// `POST /tick`, recorded as an observation of this node.
-    fn tick(&self, history: &mut Vec<Observation>, epoch_unix_ms: u64) -> serde_json::Value {
-        let answer = self.call("POST", "/tick");
-        let leading = answer["is_leader"].as_bool().unwrap();
-        let line = serde_json::json!({
-            "unix_ms": unix_ms(),
-            "node": self.id,
-            "role": if leading { "leader" } else { "follower" },
-            "term": answer["term"],
-            "leader": answer["leader"],
-            "valid_ms": answer["valid_ms"],
-        });
-        history.push(Observation::from_json(&line, epoch_unix_ms).unwrap());
-        answer
     }
 }
 
@@ -231,7 +193,7 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     let mut h = Vec::new();
 
     // Nobody leads yet: GET / reads once and writes nothing.
-    let before = z.call("GET", "/");
+    let before = z.http.who_leads();
     assert_eq!(before["leader"], serde_json::Value::Null, "{before}");
     assert!(env()
         .store
@@ -242,7 +204,7 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     // The first ticks write a vacancy and wait it out (stateless: by the store's clock).
     let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 6);
     let first = loop {
-        let t = a.tick(&mut h, epoch);
+        let t = a.http.tick(&mut h, epoch);
         if t["is_leader"] == true || Instant::now() > deadline {
             break t;
         }
@@ -250,12 +212,12 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     };
     assert_eq!(first["is_leader"], true, "{first}");
     let term = first["term"].as_u64().unwrap();
-    let other = z.tick(&mut h, epoch);
+    let other = z.http.tick(&mut h, epoch);
     assert_eq!(other["is_leader"], false, "{other}");
     assert_eq!(other["leader"], "worker-a", "{other}");
 
     // GET / answers who leads and with which term, without a node id.
-    let seen = z.call("GET", "/");
+    let seen = z.http.who_leads();
     assert_eq!(
         (&seen["leader"], &seen["term"]),
         (&"worker-a".into(), &term.into()),
@@ -263,7 +225,7 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     );
 
     // A fresh instance of the leader renews its own lease: same term.
-    let renewed = a.tick(&mut h, epoch);
+    let renewed = a.http.tick(&mut h, epoch);
     assert_eq!(
         (&renewed["is_leader"], &renewed["term"]),
         (&true.into(), &term.into()),
@@ -274,7 +236,7 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     // worker takes over with a higher term.
     let deadline = Instant::now() + Duration::from_millis(u64::from(LEASE_MS) * 6);
     let taken = loop {
-        let t = z.tick(&mut h, epoch);
+        let t = z.http.tick(&mut h, epoch);
         if t["is_leader"] == true || Instant::now() > deadline {
             break t;
         }
@@ -282,7 +244,7 @@ fn the_composed_edge_worker_elects_under_wasmtime_serve() {
     };
     assert_eq!(taken["is_leader"], true, "{taken}");
     assert!(taken["term"].as_u64().unwrap() > term, "{taken}");
-    assert_eq!(a.call("GET", "/")["leader"], "worker-z");
+    assert_eq!(a.http.who_leads()["leader"], "worker-z");
     assert_invariants(&h);
 }
 
@@ -305,7 +267,7 @@ fn the_edge_worker_reports_failures_as_errors() {
     ];
     let w = Worker::serve_with("worker-x", &vars);
     for (method, path) in [("POST", "/tick"), ("GET", "/")] {
-        let (status, json) = w.request(method, path);
+        let (status, json) = w.http.request(method, path);
         assert!(
             (500..600).contains(&status),
             "{method} {path}: {status} {json}"
@@ -318,7 +280,7 @@ fn the_edge_worker_reports_failures_as_errors() {
         );
     }
     let incomplete = Worker::serve_with("worker-y", &vars[..3]);
-    let (status, json) = incomplete.request("POST", "/tick");
+    let (status, json) = incomplete.http.request("POST", "/tick");
     assert_eq!(status, 500, "{json}");
     assert!(
         json["error"].as_str().unwrap().contains("S3E_BUCKET"),
