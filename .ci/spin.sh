@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Spin CLI into target/tools/bin/spin and Spin's cron trigger plugin into an
 # isolated Spin home under target/spin-home, for tests/spin.rs. Offline: both come from a
-# folder of prebuilt tools (default: ../shared/tools next to the repository, or
-# $S3E_SPIN_TOOLS), since `spin plugins install cron` needs the internet. Idempotent: a run
+# folder of prebuilt tools ($S3E_SPIN_TOOLS, or ../shared/tools next to the repository or
+# next to the local checkout it was cloned from), since `spin plugins install cron` needs the internet. Idempotent: a run
 # that finds both installed (and matching their digests) changes nothing.
 #
 #   .ci/spin.sh           install (or check) both
@@ -19,7 +19,15 @@ if [ "${S3E_SKIP_SPIN:-0}" = 1 ]; then
 fi
 
 repo="$(cd "$(dirname "$0")/.." && pwd)"
+# The tools folder: $S3E_SPIN_TOOLS, else ../shared/tools next to this checkout, else next to
+# the checkout it was cloned from (CI clones into a scratch folder).
 tools="${S3E_SPIN_TOOLS:-$repo/../shared/tools}"
+if [ -z "${S3E_SPIN_TOOLS:-}" ] && [ ! -d "$tools" ]; then
+    origin="$(git -C "$repo" remote get-url origin 2>/dev/null || true)"
+    if [ -n "$origin" ] && [ -d "$origin/../shared/tools" ]; then
+        tools="$(cd "$origin/../shared/tools" && pwd)"
+    fi
+fi
 spin_xz="spin-4.1.0-pre0-x86_64-linux.xz"
 cron_tgz="trigger-cron-0.3.0-linux-amd64.tar.gz"
 cron_version="0.3.0"
