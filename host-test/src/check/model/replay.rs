@@ -31,7 +31,7 @@ impl Config {
     pub fn describe(&self) -> String {
         match self {
             Config::Election(_, b) => format!(
-                "{} {} node(s){}{}, steps of {} ms to {} ms (then {} ms), {} fault(s){}{}{}{}, heal at {} ms{}",
+                "{} {} node(s){}{}, steps of {} ms to {} ms (then {} ms), {} fault(s){}{}{}{}{}{}, heal at {} ms{}",
                 b.nodes,
                 if b.stateless { "stateless" } else { "stateful" },
                 if b.quorum > 1 { format!(", quorum {}", b.quorum) } else { String::new() },
@@ -41,6 +41,8 @@ impl Config {
                 b.heal_step_ms,
                 b.faults,
                 if b.crashes { " incl. crashes" } else { "" },
+                if b.pauses { ", pauses" } else { "" },
+                if b.resignations { if b.quorum > 1 { ", leaving" } else { ", resignations" } } else { "" },
                 if b.deletions { ", deletions" } else { "" },
                 if b.conflicts { ", 409s" } else { "" },
                 if b.list_outage { ", a listing outage" } else { "" },
@@ -70,6 +72,7 @@ fn election(nodes: usize) -> world::Bounds {
         staggered: false,
         start_within_ms: 0,
         pauses: false,
+        resignations: false,
         deletions: true,
         conflicts: true,
         list_outage: false,
@@ -99,11 +102,13 @@ pub fn configs(ci: bool) -> Vec<Config> {
     let mut pairs = election(2);
     pairs.faults = 2;
     pairs.pauses = true;
+    pairs.resignations = true;
     pairs.heal_ms = 2_000;
     pairs.horizon_ms = pairs.heal_ms;
     let mut three = election(3);
     three.faults = 1;
     three.pauses = true;
+    three.resignations = true;
     three.heal_ms = if ci { 1_300 } else { 2_000 };
     three.horizon_ms = three.heal_ms;
     // Liveness and stability: faults early, then the store reachable and 409s normal.
@@ -122,12 +127,16 @@ pub fn configs(ci: bool) -> Vec<Config> {
     quorum.list_outage = true;
     quorum.drift = false;
     quorum.faults = 1;
+    quorum.resignations = true;
     quorum.heal_ms = if ci { 5_500 } else { 8_000 };
     quorum.horizon_ms = quorum.heal_ms;
     let mut stateless = election(2);
     stateless.stateless = true;
     stateless.crashes = false;
     stateless.gateway_skew = true;
+    stateless.resignations = true;
+    // A shut-down instance comes back at the heal (restarts at any step: over 10 M states).
+    stateless.restarts = false;
     stateless.faults = if ci { 1 } else { 2 };
     stateless.heal_ms = if ci { 1_500 } else { 2_000 };
     stateless.horizon_ms = stateless.heal_ms;

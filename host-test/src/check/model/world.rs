@@ -61,6 +61,10 @@ pub struct Bounds {
     /// neither ticks nor times out until the pause ends (or the heal).
     #[serde(default)]
     pub pauses: bool,
+    /// Fault: an idle process shuts down cleanly: it resigns (or, with a quorum, leaves) and
+    /// stops once the release is done; it restarts like a crashed one.
+    #[serde(default)]
+    pub resignations: bool,
     pub deletions: bool,
     pub conflicts: bool,
     /// Member listings may fail for everyone from some moment until the heal.
@@ -116,6 +120,8 @@ struct Proc {
     idle_at_ms: Option<u64>,
     /// Paused until this true time, ms.
     paused_until_ms: Option<u64>,
+    /// Shutting down: it resigned, and stops when this step ends.
+    stopping: bool,
 }
 
 /// A request on its way to the store. Its answer, if any, comes back within the step (as in
@@ -202,6 +208,8 @@ pub enum Action {
     Crash(usize),
     /// Fault: an idle process pauses for [`PAUSE_MS`].
     Pause(usize),
+    /// Fault: an idle process shuts down cleanly (resigns; with a quorum, leaves).
+    Resign(usize),
     /// A new process starts in a crashed one's slot, with the same node id.
     Restart(usize),
     /// A process starts for the first time (with `staggered` starts).
@@ -224,6 +232,7 @@ impl fmt::Display for Action {
             Action::Conflict(m) => write!(f, "conflict {m}"),
             Action::Crash(n) => write!(f, "crash {n}"),
             Action::Pause(n) => write!(f, "pause {n}"),
+            Action::Resign(n) => write!(f, "resign {n}"),
             Action::Restart(n) => write!(f, "restart {n}"),
             Action::Start(n) => write!(f, "start {n}"),
             Action::Delete => f.write_str("delete"),
@@ -254,6 +263,7 @@ impl FromStr for Action {
             Some("conflict") => Action::Conflict(n(1)?),
             Some("crash") => Action::Crash(n(1)?),
             Some("pause") => Action::Pause(n(1)?),
+            Some("resign") => Action::Resign(n(1)?),
             Some("restart") => Action::Restart(n(1)?),
             Some("start") => Action::Start(n(1)?),
             Some("delete") => Action::Delete,
@@ -337,6 +347,11 @@ impl ElectionWorld {
 
     fn label(&self, node: usize, restarts: u8) -> String {
         let base = self.profile.label(node);
+        if self.bounds.stateless {
+            // Every instance of a stateless node is the same node to the checks (as in the
+            // simulator): a restarted one resumes its node's term by design.
+            return base;
+        }
         match restarts {
             0 => base,
             // n0, then n0b, n0c, ...: each process is its own in the history.
@@ -378,6 +393,7 @@ impl ElectionWorld {
         p.elector = e;
         p.crashed = false;
         p.started = true;
+        p.stopping = false;
         p.waiting = None;
         p.due = due;
         p.idle_at_ms = None;
@@ -400,6 +416,34 @@ impl ElectionWorld {
         let local = self.local(w, node);
         if let Some(e) = w.procs[node].elector.as_mut() {
             e.handle_timeout(local);
+        }
+        self.continue_tick(w, node)
+    }
+
+    /// A clean shutdown, as the simulator's: a step that starts with `resign` (or `leave`,
+    /// with a quorum); the caller stops acting as leader when it calls it, so that status is
+    /// recorded at once. The process stops when the step ends.
+    fn shut_down(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+        if self.bounds.stateless {
+            let e = self.fresh_elector(w, node);
+            w.procs[node].elector = Some(e);
+        }
+        w.procs[node].requests_this_tick = 0;
+        w.procs[node].stopping = true;
+        self.set_wall_clock(w, node);
+        let local = self.local(w, node);
+        let leave = self.profile.quorum > 1;
+        if let Some(e) = w.procs[node].elector.as_mut() {
+            // The component's order: the call, then the step's timeouts.
+            if leave {
+                e.leave(local);
+            } else {
+                e.resign(local);
+            }
+            e.handle_timeout(local);
+        }
+        if let v @ Some(_) = self.record(w, node) {
+            return v;
         }
         self.continue_tick(w, node)
     }
@@ -434,6 +478,14 @@ impl ElectionWorld {
         let sent = p.requests_this_tick > 0;
         let v = self.record(w, node);
         let p = &mut w.procs[node];
+        if p.stopping {
+            // The shutdown's step is over: the process ends (its resignation's release, if
+            // it could not be confirmed, is left as it is, like a crash).
+            p.stopping = false;
+            p.crashed = true;
+            p.elector = None;
+            return v;
+        }
         if let Some(e) = p.elector.as_ref() {
             p.due = e.poll_timeout();
         }
@@ -510,10 +562,15 @@ impl ElectionWorld {
         if w.open.get(&label).is_none_or(|x| reach(x) <= reach(&point)) {
             w.open.insert(label.clone(), point.clone());
         }
-        // (a), (b): the shared checker on every window still open, every term's start (as a
-        // point: who began it, when) and this answer.
+        // (a), (b): the shared checker on every window still open, the start (as a point: who
+        // began it, when) of the highest term and of this answer's term, and this answer.
+        // Every earlier start was judged when it happened, so terms grew up to the highest;
+        // older starts would add nothing but a false order: starts in one instant (a
+        // resignation and the takeover it allows) tie, and ties are broken by node name.
         let mut compact: Vec<Observation> = w.open.values().cloned().collect();
-        compact.extend(w.terms.values().cloned());
+        let own_term = point.term.and_then(|t| w.terms.get(&t));
+        let highest = w.terms.values().next_back();
+        compact.extend(own_term.into_iter().chain(highest).cloned());
         compact.push(point.clone());
         if let Err(v) = history::check(&compact) {
             return Some(SimViolation::History(v));
@@ -880,6 +937,7 @@ impl Model for ElectionWorld {
                             due: Instant::default(),
                             idle_at_ms: None,
                             paused_until_ms: None,
+                            stopping: false,
                         })
                         .collect(),
                     net: Vec::new(),
@@ -965,6 +1023,10 @@ impl Model for ElectionWorld {
                     if self.bounds.pauses && running && p.paused_until_ms.is_none() {
                         out.push(Action::Pause(i));
                     }
+                    let awake = p.paused_until_ms.is_none_or(|t| w.now_ms >= t);
+                    if self.bounds.resignations && running && awake {
+                        out.push(Action::Resign(i));
+                    }
                 }
                 if self.bounds.deletions && w.store.get_object(KEY).is_some() {
                     out.push(Action::Delete);
@@ -1039,6 +1101,10 @@ impl Model for ElectionWorld {
                 w.procs[n].paused_until_ms = Some(w.now_ms + PAUSE_MS);
                 w.faults_left -= 1;
                 None
+            }
+            Action::Resign(n) => {
+                w.faults_left -= 1;
+                self.shut_down(w, n)
             }
             Action::Restart(n) => {
                 w.procs[n].restarts += 1;
@@ -1131,6 +1197,7 @@ mod tests {
             staggered: false,
             start_within_ms: 0,
             pauses: false,
+            resignations: false,
             deletions: false,
             conflicts: false,
             list_outage: false,
@@ -1160,6 +1227,78 @@ mod tests {
         );
     }
 
+    /// Takes the schedule without faults (the first store application, else a time step)
+    /// until `done` holds of the history.
+    fn run_until(world: &ElectionWorld, w: &mut World, done: impl Fn(&[Observation]) -> bool) {
+        let mut actions = Vec::new();
+        while !done(w.history.as_deref().unwrap_or_default()) {
+            actions.clear();
+            world.actions(w, &mut actions);
+            let next = actions
+                .iter()
+                .find(|a| matches!(a, Action::Apply(..) | Action::Tick))
+                .expect("time has not reached the horizon")
+                .clone();
+            assert!(world.step(w, &next).is_none(), "{next}");
+        }
+    }
+
+    /// A resignation is explored as a clean shutdown: the leader's status turns at once, the
+    /// process stops, and the other node takes over inside the lease the leader held (it
+    /// needs no expiry).
+    #[test]
+    fn a_resignation_hands_over_without_waiting_for_the_lease() {
+        let mut bounds = small();
+        bounds.resignations = true;
+        bounds.crashes = false;
+        bounds.drift = false;
+        bounds.heal_ms = 5_000;
+        bounds.horizon_ms = 5_000;
+        let world = ElectionWorld::new(bounds, None);
+        let mut w = world.init().remove(0);
+        w.history = Some(Vec::new());
+        let leads =
+            |h: &[Observation], node: &str| h.iter().any(|o| o.node == node && o.is_leader());
+        run_until(&world, &mut w, |h| leads(h, "n0") || leads(h, "n1"));
+        let (leader, other) = if leads(w.history.as_deref().unwrap_or_default(), "n0") {
+            (0, "n1")
+        } else {
+            (1, "n0")
+        };
+        // A release is trusted at once only by a node that saw the holder's record it
+        // replaces (otherwise it could be an old released record restored): the other node
+        // first sees the leader.
+        let leader_id = format!("n{leader}");
+        let follows = |h: &[Observation]| {
+            h.iter()
+                .any(|o| o.node == other && o.leader.as_deref() == Some(leader_id.as_str()))
+        };
+        run_until(&world, &mut w, follows);
+        let mut actions = Vec::new();
+        world.actions(&w, &mut actions);
+        assert!(actions.contains(&Action::Resign(leader)), "{actions:?}");
+        let resigned_at = w.now_ms;
+        assert!(world.step(&mut w, &Action::Resign(leader)).is_none());
+        let after = w.history.as_ref().map_or(0, Vec::len);
+        let last = w.history.as_ref().and_then(|h| h.last()).cloned();
+        assert!(
+            last.is_some_and(|o| !o.is_leader()),
+            "no follower status at the resignation"
+        );
+        run_until(&world, &mut w, |h| {
+            h.get(after..).is_some_and(|h| leads(h, other))
+        });
+        let took_over = w.now_ms - resigned_at;
+        let lease_ms = Profile::timings().lease.as_millis() as u64;
+        assert!(
+            took_over < lease_ms,
+            "the takeover took {took_over} ms after the resignation"
+        );
+        assert!(w.procs[leader].crashed, "the resigned process has stopped");
+        let record = LeaseRecord::decode(&w.store.get_object(KEY).expect("a lease").body);
+        assert!(record.is_ok_and(|r| r.holder == other && !r.released));
+    }
+
     /// Actions print and parse back (a schedule file is their text).
     #[test]
     fn actions_round_trip_through_text() {
@@ -1171,6 +1310,7 @@ mod tests {
             Action::Conflict(0),
             Action::Crash(1),
             Action::Pause(0),
+            Action::Resign(1),
             Action::Restart(1),
             Action::Start(2),
             Action::Delete,
