@@ -226,11 +226,14 @@ impl Elector {
                     && r.holder == me
                     && r.instance.is_none()
                     && !self.lost_round_to_own_id
+                    && r.term >= self.highest_term_seen
                 {
                     // 5. Stateless: an earlier invocation of this node. Resume its term while
                     //    the lease is live by the store's clock, allowing for the clock's
                     //    one-second resolution and skew (an older version restored with its
-                    //    old Last-Modified is not live); take it anew once expired.
+                    //    old Last-Modified is not live); take it anew once expired. A term
+                    //    below one this instance has seen is an older version restored: it
+                    //    is never resumed (case 6 takes it over once expired, a term above).
                     let age = o.store_age().ok_or_else(no_store_clock)?;
                     if age < self.store_clock_wait(Duration::from_millis(r.lease_ms)) {
                         Ok((WriteKind::Resume, update.clone(), r.term))

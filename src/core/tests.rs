@@ -625,6 +625,39 @@ fn a_stateless_instance_resumes_its_nodes_live_lease_with_the_same_term() {
     assert_eq!(w.record().renewals, 1);
 }
 
+/// Found by the `elector` fuzz target: a stateless instance that led at term T and then
+/// read an older record of its node (a restored version, term below T, live by the store's
+/// clock) resumed that lower term, so its fencing token went back. It must not: a record
+/// below a term it has seen is an old one, taken over only once expired, with a new term.
+#[test]
+fn a_stateless_instance_never_resumes_a_term_below_one_it_has_seen() {
+    let mut w = World::new();
+    w.step(&mut stateless("a", at(0), 1), at(0));
+    let t = timings();
+    let ready = at(0) + LEASE + t.grace + Duration::from_secs(1) + t.store_clock_skew;
+    let mut a = stateless("a", ready, 2);
+    let t0 = w.elect(&mut a, ready);
+    let term = w.record().term;
+    // An operator restores an earlier version: a record of this node, ten seconds of terms
+    // older, written (as far as the store's clock says) when the instance runs again.
+    let mut old = w.record();
+    old.term = term - 10 * crate::record::TERMS_PER_SECOND;
+    old.instance = None;
+    old.nonce = "0123456789abcdef0123456789abcdef".into();
+    // Meanwhile the instance was not called: its leadership ran out.
+    let later = t0 + LEASE * 2;
+    w.store.put_raw(KEY, old.encode(), w.store_now(later));
+    let mut now = later;
+    while now < later + LEASE * 4 {
+        let events = w.step(&mut a, now);
+        if let Some(again) = elected(&events) {
+            assert!(again > term, "elected at term {again} after {term}");
+        }
+        assert!(w.record().term == old.term || w.record().term > term);
+        now = a.poll_timeout().max(now + Duration::from_millis(1));
+    }
+}
+
 /// Two invocations of one stateless node that overlap: each CAS round has one winner; the
 /// other is not leader in that call, although the record names its node.
 #[test]
