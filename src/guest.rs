@@ -338,6 +338,7 @@ mod mutant {
                 Mutation::NoStoreClockSkewMargin,
             ),
             ("unbounded-members", Mutation::UnboundedMembers),
+            ("time-from-answer", Mutation::TimeFromAnswer),
             ("slot-won-by-node-id", Mutation::SlotWonByNodeId),
         ];
         all.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)

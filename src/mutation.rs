@@ -32,6 +32,10 @@ pub enum Mutation {
     NoStoreClockSkewMargin,
     /// Publish every member in the lease record, unbounded.
     UnboundedMembers,
+    /// Time a confirmed write from its answer instead of its sending: the store may have
+    /// applied it at any moment between, so a leader paused with its renewal in flight
+    /// counts a lease that began long before as fresh.
+    TimeFromAnswer,
     /// A slot record naming this node id counts as this claim's win, whatever its nonce
     /// (replicas that share an id all run the job). Read by `slot::SlotClaim`.
     SlotWonByNodeId,

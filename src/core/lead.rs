@@ -126,7 +126,12 @@ impl Elector {
 
     pub(super) fn write_confirmed(&mut self, now: Instant, w: Write, etag: ETag) {
         self.last_error = None;
-        let sent_at = w.first_sent.unwrap_or(now);
+        // The store applied the write at some moment since it was first sent: everything
+        // (validity, the renew deadline) counts from then.
+        let sent_at = match w.first_sent {
+            Some(sent) if !self.mutated(Mutation::TimeFromAnswer) => sent,
+            _ => now,
+        };
         let term = w.record.term;
         self.highest_term_seen = self.highest_term_seen.max(term);
         self.view = View::Present(Box::new(Observed {

@@ -557,6 +557,7 @@ pub fn mutation_name(m: Mutation) -> &'static str {
         Mutation::IgnoreFailedQuorumChecks => "ignore-failed-quorum-checks",
         Mutation::NoStoreClockSkewMargin => "no-store-clock-skew-margin",
         Mutation::UnboundedMembers => "unbounded-members",
+        Mutation::TimeFromAnswer => "time-from-answer",
         Mutation::SlotWonByNodeId => "slot-won-by-node-id",
     }
 }
@@ -568,7 +569,7 @@ pub fn parse_mutation(name: &str) -> Option<Mutation> {
         .find(|m| mutation_name(*m) == name)
 }
 
-pub const ALL_MUTATIONS: [Mutation; 12] = [
+pub const ALL_MUTATIONS: [Mutation; 13] = [
     Mutation::UnconditionalRenewal,
     Mutation::NoDriftMargin,
     Mutation::TakeoverByRecordTimestamp,
@@ -580,6 +581,7 @@ pub const ALL_MUTATIONS: [Mutation; 12] = [
     Mutation::IgnoreFailedQuorumChecks,
     Mutation::NoStoreClockSkewMargin,
     Mutation::UnboundedMembers,
+    Mutation::TimeFromAnswer,
     Mutation::SlotWonByNodeId,
 ];
 

@@ -14,8 +14,8 @@ pub struct ModelCheckArgs {
     /// CI's smaller bounds (well under two minutes on two cores).
     #[arg(long)]
     ci: bool,
-    /// Only these configurations (two, pairs, three, liveness, quorum, stateless, members,
-    /// slots; `pairs` has full bounds only).
+    /// Only these configurations (two, pairs, three, pause, liveness, quorum, stateless,
+    /// members, slots; `pairs` has full bounds only).
     #[arg(long, value_delimiter = ',')]
     config: Vec<String>,
     /// Break one protocol rule, to see a violation found (in the configuration that shows

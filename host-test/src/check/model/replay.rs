@@ -111,6 +111,17 @@ pub fn configs(ci: bool) -> Vec<Config> {
     three.resignations = true;
     three.heal_ms = if ci { 1_300 } else { 2_000 };
     three.horizon_ms = three.heal_ms;
+    // A pause, maybe with a request in flight, long after the first election (the first
+    // one waits out the earlier deployment's record).
+    let mut pause = election(2);
+    pause.faults = if ci { 1 } else { 2 };
+    pause.pauses = true;
+    pause.crashes = false;
+    pause.restarts = false;
+    pause.deletions = false;
+    pause.conflicts = false;
+    pause.heal_ms = if ci { 2_500 } else { 3_000 };
+    pause.horizon_ms = pause.heal_ms;
     // Liveness and stability: faults early, then the store reachable and 409s normal.
     let mut liveness = election(2);
     liveness.faults = 1;
@@ -154,6 +165,7 @@ pub fn configs(ci: bool) -> Vec<Config> {
     }
     c.extend([
         Config::Election("three".into(), three),
+        Config::Election("pause".into(), pause),
         Config::Election("liveness".into(), liveness),
         Config::Election("quorum".into(), quorum),
         Config::Election("stateless".into(), stateless),
@@ -217,6 +229,7 @@ pub fn config_for(m: Mutation, ci: bool) -> Config {
         | Mutation::IgnoreFailedQuorumChecks => "quorum",
         Mutation::NoStoreClockSkewMargin => "stateless",
         Mutation::UnboundedMembers => "members",
+        Mutation::TimeFromAnswer => "pause",
         Mutation::SlotWonByNodeId => "slots",
     };
     all.into_iter()

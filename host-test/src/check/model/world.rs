@@ -57,8 +57,9 @@ pub struct Bounds {
     /// With `staggered`: every process has started by then (0: by the heal), ms.
     #[serde(default)]
     pub start_within_ms: u64,
-    /// Fault: an idle process pauses for longer than a lease (a GC pause, a stopped VM): it
-    /// neither ticks nor times out until the pause ends (or the heal).
+    /// Fault: a process pauses for longer than a lease (a GC pause, a stopped VM): it
+    /// neither ticks nor times out until the pause ends (or the heal). One waiting for an
+    /// answer handles it when it runs again.
     #[serde(default)]
     pub pauses: bool,
     /// Fault: an idle process shuts down cleanly: it resigns (or, with a quorum, leaves) and
@@ -122,6 +123,8 @@ struct Proc {
     paused_until_ms: Option<u64>,
     /// Shutting down: it resigned, and stops when this step ends.
     stopping: bool,
+    /// The answer that came while it was paused, handled when it runs again.
+    held_answer: Option<Outcome>,
 }
 
 /// A request on its way to the store. Its answer, if any, comes back within the step (as in
@@ -206,7 +209,7 @@ pub enum Action {
     Conflict(usize),
     /// Fault: the process dies (its last promise stands until it ends).
     Crash(usize),
-    /// Fault: an idle process pauses for [`PAUSE_MS`].
+    /// Fault: a process pauses for [`PAUSE_MS`], maybe while it waits for an answer.
     Pause(usize),
     /// Fault: an idle process shuts down cleanly (resigns; with a quorum, leaves).
     Resign(usize),
@@ -394,6 +397,7 @@ impl ElectionWorld {
         p.crashed = false;
         p.started = true;
         p.stopping = false;
+        p.held_answer = None;
         p.waiting = None;
         p.due = due;
         p.idle_at_ms = None;
@@ -653,6 +657,11 @@ impl ElectionWorld {
     }
 
     fn answer(&self, w: &mut World, node: usize, outcome: Outcome) -> Option<SimViolation> {
+        if w.procs[node].paused_until_ms.is_some_and(|t| w.now_ms < t) {
+            // It sits in the process's socket until the process runs again.
+            w.procs[node].held_answer = Some(outcome);
+            return None;
+        }
         w.procs[node].waiting = None;
         for m in w.net.iter_mut().filter(|m| m.node == node) {
             m.current = false;
@@ -683,6 +692,16 @@ impl ElectionWorld {
             let p = &w.procs[node];
             if p.crashed || p.paused_until_ms.is_some_and(|t| w.now_ms < t) {
                 return None;
+            }
+            // Back from a pause: the answer that came meanwhile is read first (its timeout
+            // firing first instead is the same as a lost answer, explored anyway).
+            if p.held_answer.is_some() {
+                if w.log.is_some() {
+                    let line = format!("{} runs again and reads the answer", p.label);
+                    self.log(w, || line);
+                }
+                let outcome = w.procs[node].held_answer.take()?;
+                return self.answer(w, node, outcome);
             }
             match p.waiting {
                 Some(sent) if local >= sent + timeout => {
@@ -938,6 +957,7 @@ impl Model for ElectionWorld {
                             idle_at_ms: None,
                             paused_until_ms: None,
                             stopping: false,
+                            held_answer: None,
                         })
                         .collect(),
                     net: Vec::new(),
@@ -1020,7 +1040,8 @@ impl Model for ElectionWorld {
                         out.push(Action::Crash(i));
                     }
                     let running = p.started && !p.crashed && p.waiting.is_none();
-                    if self.bounds.pauses && running && p.paused_until_ms.is_none() {
+                    let alive = p.started && !p.crashed;
+                    if self.bounds.pauses && alive && p.paused_until_ms.is_none() {
                         out.push(Action::Pause(i));
                     }
                     let awake = p.paused_until_ms.is_none_or(|t| w.now_ms >= t);
@@ -1090,6 +1111,7 @@ impl Model for ElectionWorld {
                 p.crashed = true;
                 p.elector = None;
                 p.waiting = None;
+                p.held_answer = None;
                 for m in w.net.iter_mut().filter(|m| m.node == n) {
                     m.current = false;
                 }
