@@ -648,14 +648,18 @@ fn a_stateless_instance_never_resumes_a_term_below_one_it_has_seen() {
     let later = t0 + LEASE * 2;
     w.store.put_raw(KEY, old.encode(), w.store_now(later));
     let mut now = later;
+    let mut led_again = None;
     while now < later + LEASE * 4 {
         let events = w.step(&mut a, now);
         if let Some(again) = elected(&events) {
             assert!(again > term, "elected at term {again} after {term}");
+            led_again.get_or_insert(again);
         }
         assert!(w.record().term == old.term || w.record().term > term);
         now = a.poll_timeout().max(now + Duration::from_millis(1));
     }
+    // ... and once the restored record has expired it takes it over with a new term.
+    assert!(led_again.is_some(), "never led again");
 }
 
 /// Two invocations of one stateless node that overlap: each CAS round has one winner; the
