@@ -694,7 +694,8 @@ impl ElectionWorld {
                 return None;
             }
             // Back from a pause: the answer that came meanwhile is read first (its timeout
-            // firing first instead is the same as a lost answer, explored anyway).
+            // firing first instead is a pause plus a lost answer: explored where the world
+            // allows two faults).
             if p.held_answer.is_some() {
                 if w.log.is_some() {
                     let line = format!("{} runs again and reads the answer", p.label);
