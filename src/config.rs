@@ -2,6 +2,7 @@
 //! a bad setting is a [`ConfigError`] at open time, never a surprise during an election.
 
 use crate::error::ConfigError;
+use crate::protocol::EtagForm;
 use std::fmt;
 use std::time::Duration;
 
@@ -163,6 +164,11 @@ pub struct ElectionConfig {
     pub probe_store: bool,
     /// Quorum of observers; `size == 1` (the default) turns it off.
     pub quorum: QuorumConfig,
+    /// How `If-Match` carries ETags at first (from the S3 settings' `unquoted-etags`). An
+    /// elector whose write the store refuses although the object still had the ETag it sent
+    /// switches to the other form (see `crate::core`), so a wrong setting costs two requests,
+    /// not the election.
+    pub etag_form: EtagForm,
 }
 
 /// The keys one elector uses.
@@ -176,8 +182,17 @@ pub struct Keys {
     pub own_member: String,
     /// `<prefix><name>/slot`: the last slot claimed by a singleton job.
     pub slot: String,
-    /// `<prefix><name>/probe/<node-id>`: the store probe's scratch object.
+    /// `<prefix><name>/probe/<node-id>`: the store probe's scratch objects start with it.
     pub probe: String,
+}
+
+impl Keys {
+    /// The scratch object of the probe run named `scratch` (or the key it expects to be
+    /// missing): each run has its own, see [`crate::probe::Probe`].
+    pub fn probe_scratch(&self, scratch: &str, missing_key: bool) -> String {
+        let missing = if missing_key { "-missing" } else { "" };
+        format!("{}-{scratch}{missing}", self.probe)
+    }
 }
 
 impl ElectionConfig {
@@ -529,6 +544,7 @@ mod tests {
             stateless: false,
             probe_store: false,
             quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
+            etag_form: EtagForm::Quoted,
         }
     }
 

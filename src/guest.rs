@@ -1,15 +1,17 @@
-//! The WIT exports: thin glue that drives the sans-IO machines with wasi:http, wasi:clocks and
-//! wasi:random. Nothing here decides anything about the election.
+//! The WIT exports: thin glue that moves bytes and reads clocks. Every decision (what to send,
+//! how many requests a call may send, what a call returns) is made by the sans-IO machines
+//! (`core`'s calls, `slot`, `probe`), which this drives with wasi:http, wasi:clocks and
+//! wasi:random, and converts to and from the WIT types.
 
 use crate::config::{
     ElectionConfig, Keys, QuorumSettings, S3Config, Secret, TimingSettings, Timings,
 };
-use crate::core::{self, Elector as Core, MAX_REQUESTS_PER_TICK};
+use crate::core::{self, CallKind, Elector as Core, Reply};
 use crate::error::Error;
-use crate::probe::{Probe, MAX_PROBE_REQUESTS};
-use crate::protocol::{Outcome, Request};
+use crate::probe::Probe;
+use crate::protocol::{self, EtagForm, Outcome, Request};
 use crate::s3::{self, HttpRequest, HttpResponse, Method};
-use crate::slot::{Claim, SlotClaim, MAX_SLOT_REQUESTS};
+use crate::slot::{Claim, SlotClaim};
 use crate::time::Instant;
 use std::cell::RefCell;
 use std::time::Duration;
@@ -42,20 +44,14 @@ impl api::Guest for Component {
         let job = valid(ElectionConfig {
             node_id: job.node_id,
             metadata: job.metadata,
-            ..config_for(&job.election)
+            ..config_for(&job.election, &s3)
         })?;
-        let random = wasi::random::random::get_random_u64;
-        let mut claim = SlotClaim::new(&job, slot, format!("{:016x}{:016x}", random(), random()));
+        #[allow(unused_mut)]
+        let mut claim = SlotClaim::new(&job, slot, random_nonce());
         #[cfg(feature = "mutations")]
         claim.set_mutation(mutant::compiled_in());
-        let keys = job.keys();
-        for _ in 0..MAX_SLOT_REQUESTS {
-            let Some(request) = claim.poll_request() else {
-                break;
-            };
-            claim.handle_response(exchange(&s3, &keys, job.timings.request_timeout, &request));
-        }
-        claim.abandon(Error::Transport("slot claim did not settle".into()));
+        let io = Io::new(s3, &job);
+        protocol::drive(&mut claim, now, |r| io.exchange(r));
         match claim.result() {
             Some(Ok(Claim::Won)) => Ok(api::SlotClaim {
                 won: true,
@@ -80,27 +76,11 @@ impl api::Guest for Component {
         let s3 = valid_s3(s3)?;
         let election = valid(ElectionConfig {
             node_id: prober,
-            ..config_for(&election)
+            ..config_for(&election, &s3)
         })?;
-        let keys = election.keys();
-        let mut probe = Probe::new();
-        for _ in 0..MAX_PROBE_REQUESTS {
-            let Some(request) = probe.poll_request() else {
-                break;
-            };
-            let (status, outcome) =
-                exchange_raw(&s3, &keys, election.timings.request_timeout, &request);
-            if let (
-                Request::PutProbe {
-                    missing_key: true, ..
-                },
-                Some(status),
-            ) = (&request, status)
-            {
-                probe.saw_missing_key_status(status);
-            }
-            probe.handle_response(outcome);
-        }
+        let mut probe = Probe::new(random_nonce());
+        let io = Io::new(s3, &election);
+        protocol::drive(&mut probe, now, |r| io.exchange(r));
         match probe.result() {
             Some(Ok(p)) => Ok(api::StoreProfile {
                 unquoted_etags: p.unquoted_etags,
@@ -115,14 +95,18 @@ impl api::Guest for Component {
         s3: api::S3Config,
         election: api::ElectionRef,
     ) -> Result<Option<api::LeaderInfo>, api::Error> {
+        let s3 = valid_s3(s3)?;
         // A stateless observer that never writes: its node id is never used in a request.
         let config = valid(ElectionConfig {
             node_id: "who-leads".into(),
             stateless: true,
-            ..config_for(&election)
+            ..config_for(&election, &s3)
         })?;
-        let mut driver = Driver::new(valid_s3(s3)?, config);
-        driver.query()
+        let mut driver = Driver::new(s3, config);
+        match driver.call(CallKind::Query)? {
+            Reply::Leader(leader) => Ok(leader.map(leader_to_wit)),
+            Reply::Status(_) => Err(to_wit(Error::Transport("no answer to the query".into()))),
+        }
     }
 }
 
@@ -130,18 +114,16 @@ pub struct ElectorResource {
     inner: RefCell<Driver>,
 }
 
-/// Owns the core and does its IO.
+/// Owns an elector and does its IO.
 struct Driver {
     core: Core,
-    s3: S3Config,
-    keys: Keys,
-    request_timeout: Duration,
+    io: Io,
 }
 
 impl api::GuestElector for ElectorResource {
     fn open(s3: api::S3Config, election: api::ElectionConfig) -> Result<api::Elector, api::Error> {
         let s3 = valid_s3(s3)?;
-        let election = valid(election_config(election))?;
+        let election = valid(election_config(election, &s3))?;
         Ok(api::Elector::new(ElectorResource {
             inner: RefCell::new(Driver::new(s3, election)),
         }))
@@ -154,38 +136,34 @@ impl api::GuestElector for ElectorResource {
         if option_env!("S3E_MUTATION") == Some("trap-on-tick") {
             unreachable!("trap-on-tick: a trap on purpose");
         }
-        let mut d = self.inner.borrow_mut();
-        let requests = d.step();
-        d.finish(requests)
+        self.inner.borrow_mut().call_for_status(CallKind::Tick)
     }
 
     fn status(&self) -> api::Status {
-        let d = self.inner.borrow();
-        status_to_wit(d.core.status(now()), Vec::new(), 0)
+        status_to_wit(self.inner.borrow().core.status(now()))
     }
 
     fn resign(&self) -> Result<api::Status, api::Error> {
-        let mut d = self.inner.borrow_mut();
-        d.core.resign(now());
-        d.finish_release()
+        self.inner.borrow_mut().call_for_status(CallKind::Resign)
     }
 
     fn leave(&self) -> Result<api::Status, api::Error> {
-        let mut d = self.inner.borrow_mut();
-        d.core.leave(now());
-        d.finish_release()
+        self.inner.borrow_mut().call_for_status(CallKind::Leave)
     }
 
     fn query_leader(&self) -> Result<Option<api::LeaderInfo>, api::Error> {
-        self.inner.borrow_mut().query()
+        match self.inner.borrow_mut().call(CallKind::Query)? {
+            Reply::Leader(leader) => Ok(leader.map(leader_to_wit)),
+            Reply::Status(status) => Ok(status.leader.map(leader_to_wit)),
+        }
     }
 
     fn set_credentials(&self, credentials: api::Credentials) {
         let mut d = self.inner.borrow_mut();
         let (key, secret, token) = credentials_of(credentials);
-        d.s3.access_key_id = key;
-        d.s3.secret_access_key = secret;
-        d.s3.session_token = token;
+        d.io.s3.access_key_id = key;
+        d.io.s3.secret_access_key = secret;
+        d.io.s3.session_token = token;
     }
 }
 
@@ -200,81 +178,59 @@ impl Driver {
         #[cfg(feature = "mutations")]
         core.set_mutation(mutant::compiled_in());
         Driver {
+            io: Io::new(s3, &election),
+            core,
+        }
+    }
+
+    /// One call, driven to its end.
+    fn call(&mut self, kind: CallKind) -> Result<Reply, api::Error> {
+        self.core.begin(kind, now());
+        let io = &self.io;
+        protocol::drive(&mut self.core, now, |r| io.exchange(r));
+        self.core.finish(now()).map_err(to_wit)
+    }
+
+    fn call_for_status(&mut self, kind: CallKind) -> Result<api::Status, api::Error> {
+        match self.call(kind)? {
+            Reply::Status(status) => Ok(status_to_wit(status)),
+            Reply::Leader(_) => Ok(status_to_wit(self.core.status(now()))),
+        }
+    }
+}
+
+/// Where requests go and how they are signed.
+struct Io {
+    s3: S3Config,
+    keys: Keys,
+    request_timeout: Duration,
+}
+
+impl Io {
+    fn new(s3: S3Config, election: &ElectionConfig) -> Io {
+        Io {
+            s3,
             keys: election.keys(),
             request_timeout: election.timings.request_timeout,
-            core,
-            s3,
         }
     }
 
-    /// Only the query's own requests (the probe if it has not run, then one read): no
-    /// takeover, renewal or heartbeat goes out on a query.
-    fn query(&mut self) -> Result<Option<api::LeaderInfo>, api::Error> {
-        self.core.query();
-        self.send_while(MAX_PROBE_REQUESTS + 1, Core::query_pending);
-        if let Some(e) = self.core.take_error() {
-            return Err(to_wit(e));
+    /// Sign, send and classify one request.
+    fn exchange(&self, request: &Request) -> Outcome {
+        let wall = wall_clock::now();
+        let unix_ms = wall
+            .seconds
+            .saturating_mul(1000)
+            .saturating_add(u64::from(wall.nanoseconds / 1_000_000));
+        let http_request = match s3::build(&self.s3, &self.keys, request, s3::system_time(unix_ms))
+        {
+            Ok(r) => r,
+            Err(e) => return Outcome::Fatal(e),
+        };
+        match send(&http_request, self.request_timeout) {
+            Ok(response) => s3::classify(request, &response, &self.s3.bucket),
+            Err(e) => Outcome::Transient(e),
         }
-        if self.core.query_pending() {
-            return Err(to_wit(Error::Transport(
-                "the query could not read the lease".into(),
-            )));
-        }
-        Ok(self.core.queried_leader(now()).map(leader_to_wit))
-    }
-
-    /// After resign or leave: send the release, and say whether it was confirmed.
-    fn finish_release(&mut self) -> Result<api::Status, api::Error> {
-        let requests = self.step();
-        if self.core.release_pending() {
-            let why = self.core.status(now()).last_error;
-            return Err(to_wit(why.unwrap_or_else(|| {
-                Error::Transport("release could not be confirmed".into())
-            })));
-        }
-        self.finish(requests)
-    }
-
-    /// The documented call order of the core, with real IO. Returns the number of requests.
-    fn step(&mut self) -> u32 {
-        self.core.handle_timeout(now());
-        self.send_while(MAX_REQUESTS_PER_TICK, |_| true)
-    }
-
-    /// Send what the core asks for, at most `limit` requests, while `more` holds.
-    fn send_while(&mut self, limit: usize, more: impl Fn(&Core) -> bool) -> u32 {
-        let mut sent = 0;
-        while sent < limit && more(&self.core) {
-            let Some(request) = self.core.poll_request(now()) else {
-                break;
-            };
-            sent += 1;
-            let outcome = exchange(&self.s3, &self.keys, self.request_timeout, &request);
-            self.core.handle_response(now(), outcome);
-            if self.core.store_profile().is_some_and(|p| p.unquoted_etags) {
-                self.s3.unquoted_etags = true; // the probe found the store needs bare ETags
-            }
-        }
-        sent as u32
-    }
-
-    fn finish(&mut self, requests: u32) -> Result<api::Status, api::Error> {
-        if let Some(e) = self.core.take_error() {
-            // Events stay queued for the next successful call.
-            return Err(to_wit(e));
-        }
-        let status = self.core.status(now());
-        if !self.core.knows_lease() {
-            // Not even one read succeeded (a fresh instance cut off from the store): "nobody
-            // leads" would be a guess, so the failure is the answer.
-            if let Some(e) = status.last_error {
-                return Err(to_wit(e));
-            }
-        }
-        let events = std::iter::from_fn(|| self.core.poll_event())
-            .map(event_to_wit)
-            .collect();
-        Ok(status_to_wit(status, events, requests))
     }
 }
 
@@ -282,34 +238,10 @@ fn now() -> Instant {
     Instant::from_nanos(monotonic_clock::now())
 }
 
-/// Sign, send and classify one request.
-fn exchange(s3: &S3Config, keys: &Keys, timeout: Duration, request: &Request) -> Outcome {
-    exchange_raw(s3, keys, timeout, request).1
-}
-
-/// [`exchange`], also returning the HTTP status when an answer came.
-fn exchange_raw(
-    s3: &S3Config,
-    keys: &Keys,
-    timeout: Duration,
-    request: &Request,
-) -> (Option<u16>, Outcome) {
-    let wall = wall_clock::now();
-    let unix_ms = wall
-        .seconds
-        .saturating_mul(1000)
-        .saturating_add(u64::from(wall.nanoseconds / 1_000_000));
-    let http_request = match s3::build(s3, keys, request, s3::system_time(unix_ms)) {
-        Ok(r) => r,
-        Err(e) => return (None, Outcome::Fatal(e)),
-    };
-    match send(&http_request, timeout) {
-        Ok(response) => (
-            Some(response.status),
-            s3::classify(request, &response, &s3.bucket),
-        ),
-        Err(e) => (None, Outcome::Transient(e)),
-    }
+/// 128 random bits as hex: a slot claim's nonce, a probe's scratch name.
+fn random_nonce() -> String {
+    let random = wasi::random::random::get_random_u64;
+    format!("{:016x}{:016x}", random(), random())
 }
 
 /// Mutant components (`make mutants`): one protocol bug compiled in, named by `S3E_MUTATION`
@@ -320,28 +252,7 @@ mod mutant {
     use crate::mutation::Mutation;
 
     pub fn compiled_in() -> Option<Mutation> {
-        let name = option_env!("S3E_MUTATION")?;
-        let all = [
-            ("unconditional-renewal", Mutation::UnconditionalRenewal),
-            ("no-drift-margin", Mutation::NoDriftMargin),
-            ("conflict-as-lost", Mutation::ConflictAsLost),
-            ("ignore-quorum", Mutation::IgnoreQuorum),
-            ("trust-node-id", Mutation::TrustNodeId),
-            ("create-lease-on-missing", Mutation::CreateLeaseOnMissing),
-            ("release-at-quorum-loss", Mutation::ReleaseAtQuorumLoss),
-            (
-                "ignore-failed-quorum-checks",
-                Mutation::IgnoreFailedQuorumChecks,
-            ),
-            (
-                "no-store-clock-skew-margin",
-                Mutation::NoStoreClockSkewMargin,
-            ),
-            ("unbounded-members", Mutation::UnboundedMembers),
-            ("time-from-answer", Mutation::TimeFromAnswer),
-            ("slot-won-by-node-id", Mutation::SlotWonByNodeId),
-        ];
-        all.iter().find(|(n, _)| *n == name).map(|(_, m)| *m)
+        Mutation::parse(option_env!("S3E_MUTATION")?)
     }
 }
 
@@ -564,7 +475,7 @@ fn valid(config: ElectionConfig) -> Result<ElectionConfig, api::Error> {
 }
 
 /// An election config with all defaults (and no node id yet).
-fn config_for(election: &api::ElectionRef) -> ElectionConfig {
+fn config_for(election: &api::ElectionRef, s3: &S3Config) -> ElectionConfig {
     let timings = Timings::default();
     ElectionConfig {
         name: election.name.clone(),
@@ -575,10 +486,11 @@ fn config_for(election: &api::ElectionRef) -> ElectionConfig {
         stateless: false,
         probe_store: false,
         quorum: QuorumSettings::resolve(None, timings.lease),
+        etag_form: EtagForm::from_unquoted(s3.unquoted_etags),
     }
 }
 
-fn election_config(c: api::ElectionConfig) -> ElectionConfig {
+fn election_config(c: api::ElectionConfig, s3: &S3Config) -> ElectionConfig {
     let timings = c
         .timings
         .map_or_else(TimingSettings::default, |t| TimingSettings {
@@ -605,11 +517,11 @@ fn election_config(c: api::ElectionConfig) -> ElectionConfig {
         probe_store: c.probe_store,
         timings,
         quorum: QuorumSettings::resolve(quorum.as_ref(), timings.lease),
-        ..config_for(&c.election)
+        ..config_for(&c.election, s3)
     }
 }
 
-fn status_to_wit(status: core::Status, events: Vec<api::Event>, requests: u32) -> api::Status {
+fn status_to_wit(status: core::Status) -> api::Status {
     api::Status {
         role: match status.role {
             core::Role::Leader => api::Role::Leader,
@@ -619,9 +531,9 @@ fn status_to_wit(status: core::Status, events: Vec<api::Event>, requests: u32) -
         fencing_token: status.fencing_token,
         valid_ms: u64::try_from(status.valid_for.as_millis()).unwrap_or(u64::MAX),
         next_tick_ms: u64::try_from(status.next_step_in.as_millis()).unwrap_or(u64::MAX),
-        events,
+        events: status.events.into_iter().map(event_to_wit).collect(),
         last_error: status.last_error.map(to_wit),
-        requests,
+        requests: status.requests,
         members: status.members.into_iter().map(member_to_wit).collect(),
         problems: status
             .problems

@@ -6,7 +6,7 @@
 //! real S3 servers.
 
 use crate::config::Keys;
-use crate::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
+use crate::protocol::{ETag, EtagForm, ListEntry, Outcome, PutMode, Request};
 use std::collections::BTreeMap;
 
 #[derive(Clone, Debug)]
@@ -17,12 +17,37 @@ pub struct StoredObject {
     pub last_modified_ms: u64,
 }
 
+/// Which forms of an ETag a store matches in `If-Match` and `If-None-Match` (the value must
+/// match in any case).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EtagMatching {
+    /// Quoted or bare (AWS, ministack).
+    #[default]
+    Both,
+    /// Only as RFC 9110 writes it, quoted.
+    QuotedOnly,
+    /// Only without quotes (Ceph RGW, DigitalOcean Spaces).
+    BareOnly,
+}
+
+impl EtagMatching {
+    fn accepts(self, form: EtagForm) -> bool {
+        match self {
+            EtagMatching::Both => true,
+            EtagMatching::QuotedOnly => form == EtagForm::Quoted,
+            EtagMatching::BareOnly => form == EtagForm::Bare,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct MemStore {
     objects: BTreeMap<String, StoredObject>,
     writes: u64,
     /// Keys per ListObjectsV2 page (S3: 1000).
     pub page_size: usize,
+    /// How conditional headers' ETags are matched.
+    pub etag_matching: EtagMatching,
 }
 
 impl Default for MemStore {
@@ -31,6 +56,7 @@ impl Default for MemStore {
             objects: BTreeMap::new(),
             writes: 0,
             page_size: 1000,
+            etag_matching: EtagMatching::Both,
         }
     }
 }
@@ -47,6 +73,14 @@ impl MemStore {
         }
     }
 
+    /// The same store, matching ETags in conditional headers as `matching` says.
+    pub fn matching(self, matching: EtagMatching) -> Self {
+        MemStore {
+            etag_matching: matching,
+            ..self
+        }
+    }
+
     /// Apply `request` at store time `now_ms`, as S3 would.
     pub fn apply(&mut self, keys: &Keys, request: &Request, now_ms: u64) -> Outcome {
         let date = Some(now_ms / 1000);
@@ -55,19 +89,16 @@ impl MemStore {
             Request::GetMember { node } => self.get(&format!("{}{node}", keys.members), None, date),
             Request::GetSlot => self.get(&keys.slot, None, date),
             Request::PutProbe {
+                scratch,
                 missing_key,
                 mode,
                 body,
             } => {
-                let key = if *missing_key {
-                    format!("{}-missing", keys.probe)
-                } else {
-                    keys.probe.clone()
-                };
+                let key = keys.probe_scratch(scratch, *missing_key);
                 self.put_if(&key, mode, body, now_ms)
             }
-            Request::DeleteProbe => {
-                self.objects.remove(&keys.probe);
+            Request::DeleteProbe { scratch } => {
+                self.objects.remove(&keys.probe_scratch(scratch, false));
                 Outcome::Deleted
             }
             Request::PutSlot { mode, body } => self.put_if(&keys.slot, mode, body, now_ms),
@@ -109,7 +140,7 @@ impl MemStore {
         let current = self.objects.get(key);
         let holds = match (mode, current) {
             (PutMode::Create, existing) => existing.is_none(),
-            (PutMode::Update(want), Some(o)) => &o.etag == want,
+            (PutMode::Update(want), Some(o)) => self.matches(want, &o.etag),
             (PutMode::Update(_), None) => false,
             #[cfg(feature = "mutations")]
             (PutMode::Overwrite, _) => true,
@@ -124,7 +155,9 @@ impl MemStore {
     fn get(&self, key: &str, if_none_match: Option<&ETag>, date: Option<u64>) -> Outcome {
         match self.objects.get(key) {
             None => Outcome::NotFound,
-            Some(o) if if_none_match == Some(&o.etag) => Outcome::NotModified { date },
+            Some(o) if if_none_match.is_some_and(|e| self.matches(e, &o.etag)) => {
+                Outcome::NotModified { date }
+            }
             Some(o) => Outcome::Found {
                 etag: o.etag.clone(),
                 body: o.body.clone(),
@@ -132,6 +165,16 @@ impl MemStore {
                 date,
             },
         }
+    }
+
+    /// Does the ETag a request sent match the stored one, as this store compares them?
+    fn matches(&self, sent: &ETag, stored: &ETag) -> bool {
+        sent == stored && self.etag_matching.accepts(sent.form())
+    }
+
+    /// Every key, in order.
+    pub fn keys(&self) -> Vec<String> {
+        self.objects.keys().cloned().collect()
     }
 
     /// Write without any condition. ETags follow the content, as S3's MD5 ETags do; tests

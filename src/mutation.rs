@@ -39,4 +39,66 @@ pub enum Mutation {
     /// A slot record naming this node id counts as this claim's win, whatever its nonce
     /// (replicas that share an id all run the job). Read by `slot::SlotClaim`.
     SlotWonByNodeId,
+    /// Write again at once after a write the store did not apply, and never switch the ETag
+    /// form: on a store that refuses the form in use (Ceph RGW and quoted ETags) every tick
+    /// sends its whole request budget and asks for the next tick at once.
+    BusyRetry,
+}
+
+impl Mutation {
+    /// Every mutation, in the order the mutation tests run them.
+    pub const ALL: [Mutation; 14] = [
+        Mutation::UnconditionalRenewal,
+        Mutation::NoDriftMargin,
+        Mutation::TakeoverByRecordTimestamp,
+        Mutation::ConflictAsLost,
+        Mutation::IgnoreQuorum,
+        Mutation::TrustNodeId,
+        Mutation::CreateLeaseOnMissing,
+        Mutation::ReleaseAtQuorumLoss,
+        Mutation::IgnoreFailedQuorumChecks,
+        Mutation::NoStoreClockSkewMargin,
+        Mutation::UnboundedMembers,
+        Mutation::TimeFromAnswer,
+        Mutation::SlotWonByNodeId,
+        Mutation::BusyRetry,
+    ];
+
+    /// The name used on command lines (`--mutation`) and by `make mutants` (`S3E_MUTATION`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutation::UnconditionalRenewal => "unconditional-renewal",
+            Mutation::NoDriftMargin => "no-drift-margin",
+            Mutation::TakeoverByRecordTimestamp => "record-timestamp",
+            Mutation::ConflictAsLost => "conflict-as-lost",
+            Mutation::IgnoreQuorum => "ignore-quorum",
+            Mutation::TrustNodeId => "trust-node-id",
+            Mutation::CreateLeaseOnMissing => "create-lease-on-missing",
+            Mutation::ReleaseAtQuorumLoss => "release-at-quorum-loss",
+            Mutation::IgnoreFailedQuorumChecks => "ignore-failed-quorum-checks",
+            Mutation::NoStoreClockSkewMargin => "no-store-clock-skew-margin",
+            Mutation::UnboundedMembers => "unbounded-members",
+            Mutation::TimeFromAnswer => "time-from-answer",
+            Mutation::SlotWonByNodeId => "slot-won-by-node-id",
+            Mutation::BusyRetry => "busy-retry",
+        }
+    }
+
+    /// The mutation named `name` (see [`Mutation::name`]).
+    pub fn parse(name: &str) -> Option<Mutation> {
+        Mutation::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_mutation_has_a_name_that_parses_back() {
+        for m in Mutation::ALL {
+            assert_eq!(Mutation::parse(m.name()), Some(m));
+        }
+        assert_eq!(Mutation::parse("no-such-bug"), None);
+    }
 }

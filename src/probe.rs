@@ -15,7 +15,7 @@
 )]
 
 use crate::error::Error;
-use crate::protocol::{ETag, Outcome, PutMode, Request};
+use crate::protocol::{ETag, EtagForm, Outcome, PutMode, Request};
 
 /// What the probe learnt about the store.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,8 +30,6 @@ pub struct StoreProfile {
 enum Step {
     /// Create the scratch object: must succeed.
     Create,
-    /// A scratch object left by an interrupted probe blocks the create: remove it, once.
-    ClearLeftover,
     /// Create again: must fail (412).
     CreateAgain {
         etag: ETag,
@@ -55,35 +53,40 @@ enum Step {
     Done(Result<StoreProfile, Error>),
 }
 
+/// One run of the probe. Its scratch object, `<prefix><name>/probe/<node-id>-<scratch>`, is
+/// its own: probes that share a node id (overlapping stateless invocations, two processes
+/// with one id) never touch each other's objects.
 #[derive(Clone, Debug)]
 pub struct Probe {
     step: Step,
+    scratch: String,
     body: Vec<u8>,
     profile: StoreProfile,
-    /// A leftover scratch object was removed already.
-    cleared_leftover: bool,
 }
 
-/// Requests the probe needs at most: create, clear a leftover, create, create again, wrong
-/// ETag, quoted, unquoted, missing key, clean up.
-pub const MAX_PROBE_REQUESTS: usize = 9;
+/// Requests the probe needs at most: create, create again, wrong ETag, quoted, unquoted,
+/// missing key, clean up.
+pub const MAX_PROBE_REQUESTS: usize = 7;
 
 impl Probe {
-    pub fn new() -> Probe {
+    /// A probe whose scratch object is named by `scratch`: fresh and random for every probe
+    /// (a-z 0-9), so that no other probe uses the same key.
+    pub fn new(scratch: String) -> Probe {
         Probe {
             step: Step::Create,
+            scratch,
             body: br#"{"format":"s3-election/probe/v1"}"#.to_vec(),
             profile: StoreProfile {
                 unquoted_etags: false,
                 missing_key_not_found: false,
             },
-            cleared_leftover: false,
         }
     }
 
     /// The next request, or `None` once finished.
     pub fn poll_request(&self) -> Option<Request> {
         let put = |missing_key: bool, mode: PutMode| Request::PutProbe {
+            scratch: self.scratch.clone(),
             missing_key,
             mode,
             body: self.body.clone(),
@@ -92,12 +95,12 @@ impl Probe {
         Some(match &self.step {
             Step::Create | Step::CreateAgain { .. } => put(false, PutMode::Create),
             Step::WrongEtag { .. } => put(false, wrong()),
-            Step::Quoted { etag } => {
-                put(false, PutMode::Update(ETag(format!("\"{}\"", bare(etag)))))
-            }
-            Step::Unquoted { etag } => put(false, PutMode::Update(ETag(bare(etag).to_string()))),
+            Step::Quoted { etag } => put(false, PutMode::Update(etag.in_form(EtagForm::Quoted))),
+            Step::Unquoted { etag } => put(false, PutMode::Update(etag.in_form(EtagForm::Bare))),
             Step::MissingKey => put(true, wrong()),
-            Step::ClearLeftover | Step::Cleanup => Request::DeleteProbe,
+            Step::Cleanup => Request::DeleteProbe {
+                scratch: self.scratch.clone(),
+            },
             Step::Done(_) => return None,
         })
     }
@@ -111,21 +114,10 @@ impl Probe {
             (Step::Done(d), _) => Step::Done(d),
             (_, Outcome::Fatal(e)) | (_, Outcome::Transient(e)) => Step::Done(Err(e)),
             (Step::Create, Outcome::Written { etag }) => Step::CreateAgain { etag },
-            // The scratch object exists: left by an interrupted probe (remove it and start
-            // again), or, when that happened already, another probe with this node id runs.
-            (Step::Create, Outcome::PreconditionFailed) if !self.cleared_leftover => {
-                Step::ClearLeftover
-            }
-            (Step::Create, Outcome::PreconditionFailed) => Step::Done(Err(Error::Store {
-                status: 412,
-                code: "ProbeBusy".into(),
-                message: "the probe's scratch object came back after it was removed: \
-                          another probe with this node id is running"
-                    .into(),
-            })),
-            (Step::ClearLeftover, Outcome::Deleted | Outcome::NotFound) => {
-                self.cleared_leftover = true;
-                Step::Create
+            // The scratch key is new and nobody else's: a refused create means the store
+            // refuses `If-None-Match: *` on a missing key.
+            (Step::Create, Outcome::PreconditionFailed) => {
+                unsupported("If-None-Match: * failed on a key that does not exist")
             }
             (Step::CreateAgain { .. }, Outcome::Written { .. }) => unsupported(
                 "If-None-Match: * was ignored: a second create of the same key succeeded",
@@ -147,6 +139,11 @@ impl Probe {
                 unsupported("If-Match never matched the object's own ETag, quoted or not")
             }
             (Step::MissingKey, Outcome::PreconditionFailed) => Step::Cleanup,
+            // AWS answers 404 here, Ceph 412: both are safe.
+            (Step::MissingKey, Outcome::NotFound) => {
+                self.profile.missing_key_not_found = true;
+                Step::Cleanup
+            }
             (Step::MissingKey, Outcome::Written { .. }) => {
                 unsupported("If-Match on a missing key created it")
             }
@@ -156,12 +153,6 @@ impl Probe {
                 step.name()
             )))),
         };
-    }
-
-    /// The S3 layer folds AWS's 404 for `If-Match` on a missing key into 412; the glue tells
-    /// the probe which one the store sent.
-    pub fn saw_missing_key_status(&mut self, status: u16) {
-        self.profile.missing_key_not_found = status == 404;
     }
 
     pub fn result(&self) -> Option<&Result<StoreProfile, Error>> {
@@ -176,7 +167,6 @@ impl Step {
     fn name(&self) -> &'static str {
         match self {
             Step::Create => "create",
-            Step::ClearLeftover => "removal of a leftover",
             Step::CreateAgain { .. } => "second create",
             Step::WrongEtag { .. } => "write with a wrong ETag",
             Step::Quoted { .. } => "write with the quoted ETag",
@@ -188,21 +178,21 @@ impl Step {
     }
 }
 
-impl Default for Probe {
-    fn default() -> Self {
-        Probe::new()
+impl crate::protocol::Exchange for Probe {
+    fn next_request(&mut self, _now: crate::time::Instant) -> Option<Request> {
+        self.poll_request()
     }
-}
 
-fn bare(etag: &ETag) -> &str {
-    etag.0.trim_matches('"')
+    fn answer(&mut self, _now: crate::time::Instant, outcome: Outcome) {
+        self.handle_response(outcome);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Keys;
-    use crate::memstore::MemStore;
+    use crate::memstore::{EtagMatching, MemStore};
 
     fn keys() -> Keys {
         Keys {
@@ -216,7 +206,7 @@ mod tests {
 
     /// Run the probe against `answer`.
     fn probe(mut answer: impl FnMut(&Request) -> Outcome) -> Result<StoreProfile, Error> {
-        let mut p = Probe::new();
+        let mut p = Probe::new("s1".into());
         for _ in 0..MAX_PROBE_REQUESTS {
             let Some(r) = p.poll_request() else { break };
             let outcome = answer(&r);
@@ -230,52 +220,35 @@ mod tests {
         let mut store = MemStore::new();
         let profile = probe(|r| store.apply(&keys(), r, 0)).unwrap();
         assert!(!profile.unquoted_etags);
-        assert!(store.get_object("e/probe/n").is_none());
-        assert!(store.get_object("e/probe/n-missing").is_none());
+        assert_eq!(store.keys(), Vec::<String>::new(), "nothing left behind");
     }
 
+    /// Two probes with one node id at once (overlapping stateless invocations): each has its
+    /// own scratch object, so both pass on an honest store.
     #[test]
-    fn a_scratch_object_left_by_an_interrupted_probe_is_cleared_first() {
+    fn probes_that_share_a_node_id_do_not_disturb_each_other() {
         let mut store = MemStore::new();
-        store.put_raw("e/probe/n", b"left over".to_vec(), 0);
-        let profile = probe(|r| store.apply(&keys(), r, 0)).unwrap();
-        assert!(!profile.unquoted_etags);
-        assert!(store.get_object("e/probe/n").is_none());
-    }
-
-    #[test]
-    fn a_create_that_keeps_failing_is_an_error_not_a_loop() {
-        // Another probe with this node id keeps recreating the scratch object.
-        let result = probe(|r| match r {
-            Request::PutProbe {
-                mode: PutMode::Create,
-                ..
-            } => Outcome::PreconditionFailed,
-            Request::DeleteProbe => Outcome::Deleted,
-            other => panic!("{other:?}"),
-        });
-        assert!(
-            matches!(&result, Err(Error::Store { code, .. }) if code == "ProbeBusy"),
-            "{result:?}"
-        );
+        let mut a = Probe::new("a".into());
+        let mut b = Probe::new("b".into());
+        while a.result().is_none() || b.result().is_none() {
+            for p in [&mut a, &mut b] {
+                if let Some(r) = p.poll_request() {
+                    let outcome = store.apply(&keys(), &r, 0);
+                    p.handle_response(outcome);
+                }
+            }
+        }
+        assert!(matches!(a.result(), Some(Ok(_))), "{:?}", a.result());
+        assert!(matches!(b.result(), Some(Ok(_))), "{:?}", b.result());
     }
 
     #[test]
     fn a_store_that_ignores_conditions_is_refused() {
         let mut store = MemStore::new();
         let result = probe(|r| match r {
-            Request::PutProbe {
-                missing_key, body, ..
-            } => {
-                let key = if *missing_key {
-                    "e/probe/n-missing"
-                } else {
-                    "e/probe/n"
-                };
-                Outcome::Written {
-                    etag: store.put_raw(key, body.clone(), 0),
-                }
-            }
+            Request::PutProbe { body, .. } => Outcome::Written {
+                etag: store.put_raw("e/probe/n-s1", body.clone(), 0),
+            },
             other => store.apply(&keys(), other, 0),
         });
         assert!(
@@ -287,33 +260,38 @@ mod tests {
     #[test]
     fn a_store_that_matches_only_bare_etags_is_profiled_as_such() {
         let mut store = MemStore::new();
-        // With a leftover scratch object too: the longest probe still fits its bound.
-        store.put_raw("e/probe/n", b"left over".to_vec(), 0);
+        store.etag_matching = EtagMatching::BareOnly;
+        let profile = probe(|r| store.apply(&keys(), r, 0)).unwrap();
+        assert!(profile.unquoted_etags);
+        assert!(!profile.missing_key_not_found);
+    }
+
+    #[test]
+    fn a_404_to_if_match_on_a_missing_key_is_recorded() {
+        let mut store = MemStore::new();
         let profile = probe(|r| match r {
-            // Ceph RGW: a quoted If-Match never matches.
             Request::PutProbe {
-                mode: PutMode::Update(e),
-                ..
-            } if e.0.starts_with('"') => Outcome::PreconditionFailed,
-            Request::PutProbe {
-                missing_key: false,
-                mode: PutMode::Update(e),
-                body,
-            } => {
-                let current = store
-                    .get_object("e/probe/n")
-                    .map(|o| o.etag.0.trim_matches('"').to_string());
-                if current.as_deref() == Some(e.0.as_str()) {
-                    Outcome::Written {
-                        etag: store.put_raw("e/probe/n", body.clone(), 0),
-                    }
-                } else {
-                    Outcome::PreconditionFailed
-                }
-            }
+                missing_key: true, ..
+            } => Outcome::NotFound,
             other => store.apply(&keys(), other, 0),
         })
         .unwrap();
-        assert!(profile.unquoted_etags);
+        assert!(profile.missing_key_not_found);
+    }
+
+    #[test]
+    fn a_store_that_refuses_if_match_in_both_forms_is_refused() {
+        let mut store = MemStore::new();
+        let result = probe(|r| match r {
+            Request::PutProbe {
+                mode: PutMode::Update(_),
+                ..
+            } => Outcome::PreconditionFailed,
+            other => store.apply(&keys(), other, 0),
+        });
+        assert!(
+            matches!(&result, Err(Error::ConditionalWritesUnsupported(why)) if why.contains("never matched")),
+            "{result:?}"
+        );
     }
 }

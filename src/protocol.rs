@@ -1,7 +1,8 @@
 //! The vocabulary every part of the protocol shares: what the sans-IO machines (the election
 //! core, the quorum members, the probe, slot claims) ask the IO layer to send, and what the
-//! store answered, already normalised. It depends on nothing else in the crate, so imports
-//! run one way: guest glue → s3 → core → protocol.
+//! store answered, already normalised, and the one way every IO layer drives them
+//! ([`Exchange`], [`drive`]). It depends only on `error` and `time`, so imports run one way:
+//! guest glue → s3 → core → protocol.
 #![cfg_attr(
     not(test),
     deny(
@@ -14,17 +15,92 @@
 )]
 
 use crate::error::Error;
+use crate::time::Instant;
 
-/// An ETag exactly as the store returned it (quotes included).
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+/// An ETag as the store sent it, or in the form it is to be sent in (see [`EtagForm`]). Two
+/// ETags are equal when their values are, quoted or not: stores differ in whether they quote
+/// them, and a proxy may strip the quotes.
+#[derive(Clone, Debug)]
 pub struct ETag(pub String);
+
+impl ETag {
+    /// The value without its surrounding quotes.
+    pub fn bare(&self) -> &str {
+        let s = self.0.as_str();
+        match s.strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
+            Some(inner) => inner,
+            None => s,
+        }
+    }
+
+    /// How this ETag is written.
+    pub fn form(&self) -> EtagForm {
+        if self.bare().len() == self.0.len() {
+            EtagForm::Bare
+        } else {
+            EtagForm::Quoted
+        }
+    }
+
+    /// The same ETag, written in `form`: what goes into `If-Match` / `If-None-Match`.
+    pub fn in_form(&self, form: EtagForm) -> ETag {
+        match form {
+            EtagForm::Quoted => ETag(format!("\"{}\"", self.bare())),
+            EtagForm::Bare => ETag(self.bare().to_string()),
+        }
+    }
+}
+
+impl PartialEq for ETag {
+    fn eq(&self, other: &ETag) -> bool {
+        self.bare() == other.bare()
+    }
+}
+
+impl Eq for ETag {}
+
+impl std::hash::Hash for ETag {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.bare().hash(state);
+    }
+}
+
+/// How a conditional header carries an ETag. RFC 9110 and AWS quote it (`"abc"`); Ceph RGW
+/// and DigitalOcean Spaces match `If-Match` only against the bare value. An elector starts with
+/// the form its settings name and switches when the store refuses it (see `crate::core`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum EtagForm {
+    #[default]
+    Quoted,
+    Bare,
+}
+
+impl EtagForm {
+    /// The form a setting `unquoted-etags` names.
+    pub fn from_unquoted(unquoted: bool) -> EtagForm {
+        if unquoted {
+            EtagForm::Bare
+        } else {
+            EtagForm::Quoted
+        }
+    }
+
+    /// The other form.
+    pub fn other(self) -> EtagForm {
+        match self {
+            EtagForm::Quoted => EtagForm::Bare,
+            EtagForm::Bare => EtagForm::Quoted,
+        }
+    }
+}
 
 /// The condition of a PUT. There is deliberately no unconditional mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PutMode {
     /// `If-None-Match: *`: fails with 412 if the object exists.
     Create,
-    /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag.
+    /// `If-Match: <etag>`: fails with 412 (or 404) unless the object still has this ETag. The
+    /// ETag is sent exactly as written here (see [`ETag::in_form`]).
     Update(ETag),
     /// No condition at all. Exists only in mutation builds, for
     /// `mutation::Mutation::UnconditionalRenewal`; the election never uses it.
@@ -35,7 +111,8 @@ pub enum PutMode {
 /// A request for the lease object, to be signed and sent by the IO layer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Request {
-    /// GET; with `if_none_match`, an unchanged object is answered `304` without a body.
+    /// GET; with `if_none_match` (sent as written), an unchanged object is answered `304`
+    /// without a body.
     Get { if_none_match: Option<ETag> },
     /// Conditional PUT of a JSON lease record.
     Put { mode: PutMode, body: Vec<u8> },
@@ -51,14 +128,16 @@ pub enum Request {
     GetSlot,
     /// Conditional PUT of a singleton job's slot object.
     PutSlot { mode: PutMode, body: Vec<u8> },
-    /// Conditional PUT of the store probe's scratch object (or of a key that never exists).
+    /// Conditional PUT of the store probe's scratch object `<probe key>-<scratch>` (or of a key
+    /// that never exists, `<probe key>-<scratch>-missing`).
     PutProbe {
+        scratch: String,
         missing_key: bool,
         mode: PutMode,
         body: Vec<u8>,
     },
     /// DELETE of the probe's scratch object.
-    DeleteProbe,
+    DeleteProbe { scratch: String },
 }
 
 /// What the store answered, already normalised across stores by the S3 layer.
@@ -85,7 +164,8 @@ pub enum Outcome {
     },
     /// DELETE 204.
     Deleted,
-    /// PUT 412, or 404 to `If-Match` on a missing key: the condition did not hold.
+    /// PUT 412, or 404 to `If-Match` on a missing key: the condition did not hold. (To the
+    /// probe's write to a missing key, a 404 is [`Outcome::NotFound`]: it records which.)
     PreconditionFailed,
     /// 409 `ConditionalRequestConflict`: a concurrent write; retry.
     Conflict,
@@ -122,4 +202,27 @@ pub struct ListEntry {
     pub etag: ETag,
     /// Store clock, Unix milliseconds.
     pub last_modified_ms: u64,
+}
+
+/// A sans-IO machine that asks for one request at a time and is handed its answer: an
+/// elector's call, a slot claim, the store probe. Every IO layer drives them the same way
+/// ([`drive`]).
+pub trait Exchange {
+    /// The next request, sent at `now`; `None` when the machine is done.
+    fn next_request(&mut self, now: Instant) -> Option<Request>;
+    /// The answer to the request last returned, arrived at `now`.
+    fn answer(&mut self, now: Instant, outcome: Outcome);
+}
+
+/// Run `machine` until it asks for nothing more: `send` sends a request and waits for its
+/// answer, `now` reads the caller's monotonic clock.
+pub fn drive(
+    machine: &mut impl Exchange,
+    mut now: impl FnMut() -> Instant,
+    mut send: impl FnMut(&Request) -> Outcome,
+) {
+    while let Some(request) = machine.next_request(now()) {
+        let outcome = send(&request);
+        machine.answer(now(), outcome);
+    }
 }

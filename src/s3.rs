@@ -130,12 +130,12 @@ pub fn build(
     let (method, key, query, body) = match request {
         Request::Get { if_none_match } => {
             if let Some(etag) = if_none_match {
-                headers.push(("if-none-match".into(), etag_header(cfg, etag)));
+                headers.push(("if-none-match".into(), etag.0.clone()));
             }
             (Method::Get, keys.lease.clone(), None, Vec::new())
         }
         Request::Put { mode, body } => {
-            headers.extend(condition(mode, |e| etag_header(cfg, e)));
+            headers.extend(condition(mode));
             put_json(&mut headers, body);
             (Method::Put, keys.lease.clone(), None, body.clone())
         }
@@ -144,24 +144,29 @@ pub fn build(
             (Method::Put, keys.own_member.clone(), None, body.clone())
         }
         Request::PutProbe {
+            scratch,
             missing_key,
             mode,
             body,
         } => {
-            // The ETag is sent exactly as given: the probe tries quoted and bare forms itself.
-            headers.extend(condition(mode, |e| e.0.clone()));
+            headers.extend(condition(mode));
             put_json(&mut headers, body);
-            let key = if *missing_key {
-                format!("{}-missing", keys.probe)
-            } else {
-                keys.probe.clone()
-            };
-            (Method::Put, key, None, body.clone())
+            (
+                Method::Put,
+                keys.probe_scratch(scratch, *missing_key),
+                None,
+                body.clone(),
+            )
         }
-        Request::DeleteProbe => (Method::Delete, keys.probe.clone(), None, Vec::new()),
+        Request::DeleteProbe { scratch } => (
+            Method::Delete,
+            keys.probe_scratch(scratch, false),
+            None,
+            Vec::new(),
+        ),
         Request::GetSlot => (Method::Get, keys.slot.clone(), None, Vec::new()),
         Request::PutSlot { mode, body } => {
-            headers.extend(condition(mode, |e| etag_header(cfg, e)));
+            headers.extend(condition(mode));
             put_json(&mut headers, body);
             (Method::Put, keys.slot.clone(), None, body.clone())
         }
@@ -220,11 +225,13 @@ pub fn build(
     })
 }
 
-/// The conditional header of a PUT: `If-None-Match: *` to create, `If-Match` to update.
-fn condition(mode: &PutMode, etag: impl Fn(&ETag) -> String) -> Option<(String, String)> {
+/// The conditional header of a PUT: `If-None-Match: *` to create, `If-Match` to update. The
+/// ETag goes out exactly as the machine that asked wrote it: each machine chooses the form
+/// (quoted or bare) the store accepts, see [`crate::protocol::EtagForm`].
+fn condition(mode: &PutMode) -> Option<(String, String)> {
     match mode {
         PutMode::Create => Some(("if-none-match".into(), "*".into())),
-        PutMode::Update(e) => Some(("if-match".into(), etag(e))),
+        PutMode::Update(e) => Some(("if-match".into(), e.0.clone())),
         #[cfg(feature = "mutations")]
         PutMode::Overwrite => None,
     }
@@ -314,17 +321,6 @@ fn encode(value: &str, keep_slash: bool) -> String {
     out
 }
 
-/// The ETag as the store wants it in `If-Match` / `If-None-Match`: RFC and AWS quote it;
-/// Ceph RGW only matches it unquoted.
-fn etag_header(cfg: &S3Config, etag: &ETag) -> String {
-    let bare = etag.0.trim_matches('"');
-    if cfg.unquoted_etags {
-        bare.to_string()
-    } else {
-        format!("\"{bare}\"")
-    }
-}
-
 /// Normalise the answer to `request`. `bucket` is for the error message only.
 ///
 /// Headers are looked up by [`HttpResponse::header`]: case-insensitive, and when a header is
@@ -338,7 +334,7 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
         | Request::PutMember { .. }
         | Request::PutSlot { .. }
         | Request::PutProbe { .. } => Method::Put,
-        Request::DeleteMember | Request::DeleteProbe => Method::Delete,
+        Request::DeleteMember | Request::DeleteProbe { .. } => Method::Delete,
         _ => Method::Get,
     };
     match (request, status) {
@@ -377,6 +373,14 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
             }
         }
         (_, 200 | 204) if method == Method::Delete => Outcome::Deleted,
+        // The probe wants to know which answer a store gives to `If-Match` on a missing key
+        // (everywhere else 404 and 412 mean the same, see `classify_error`).
+        (
+            Request::PutProbe {
+                missing_key: true, ..
+            },
+            404,
+        ) => Outcome::NotFound,
         (_, 100..=599) => classify_error(method, status, &parse_error_body(&response.body), bucket),
         _ => bad(format!("HTTP status {status} is outside 100..=599")),
     }
@@ -751,6 +755,7 @@ pub fn system_time(unix_ms: u64) -> SystemTime {
 mod tests {
     use super::*;
     use crate::config::Secret;
+    use crate::protocol::EtagForm;
 
     fn cfg() -> S3Config {
         S3Config {
@@ -808,7 +813,10 @@ mod tests {
     #[test]
     fn deletes_say_their_body_is_empty() {
         // A DELETE without Content-Length goes out chunked, which Ceph RGW refuses (501).
-        for request in [Request::DeleteMember, Request::DeleteProbe] {
+        let probe = Request::DeleteProbe {
+            scratch: "s".into(),
+        };
+        for request in [Request::DeleteMember, probe] {
             let r = build(&cfg(), &keys(), &request, system_time(T)).unwrap();
             assert_eq!(r.method, Method::Delete);
             assert_eq!(header(&r, "content-length"), Some("0"));
@@ -836,14 +844,14 @@ mod tests {
     }
 
     #[test]
-    fn update_sends_if_match_quoted_or_bare() {
-        let update = put(PutMode::Update(ETag("\"abc\"".into())));
-        let r = build(&cfg(), &keys(), &update, system_time(T)).unwrap();
-        assert_eq!(header(&r, "if-match"), Some("\"abc\""));
-        let mut ceph = cfg();
-        ceph.unquoted_etags = true;
-        let r = build(&ceph, &keys(), &update, system_time(T)).unwrap();
-        assert_eq!(header(&r, "if-match"), Some("abc"));
+    fn update_sends_if_match_in_the_form_the_machine_chose() {
+        let etag = ETag("\"abc\"".into());
+        for (form, sent) in [(EtagForm::Quoted, "\"abc\""), (EtagForm::Bare, "abc")] {
+            let update = put(PutMode::Update(etag.in_form(form)));
+            let r = build(&cfg(), &keys(), &update, system_time(T)).unwrap();
+            assert_eq!(header(&r, "if-match"), Some(sent));
+        }
+        assert_eq!(ETag("abc".into()), etag, "compared without quotes");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
-use crate::protocol::{ETag, Outcome, PutMode, Request};
+use crate::protocol::{ETag, EtagForm, Outcome, PutMode, Request};
 use serde::{Deserialize, Serialize};
 
 pub const SLOT_FORMAT: &str = "s3-election/slot/v1";
@@ -69,6 +69,8 @@ enum Step {
     /// A write without a clear answer: read back and look for our nonce.
     ReadBack {
         record: SlotRecord,
+        /// The write was refused (412) with `If-Match` this ETag.
+        refused_on: Option<ETag>,
     },
     Done(Result<Claim, Error>),
 }
@@ -83,6 +85,12 @@ pub struct SlotClaim {
     nonce: String,
     step: Step,
     conflicts: u8,
+    /// How `If-Match` carries the ETag (see `crate::protocol::EtagForm`).
+    etag_form: EtagForm,
+    /// The form was switched once already (a store that refused an ETag it had just shown).
+    form_switched: bool,
+    /// Requests handed out so far (at most [`MAX_SLOT_REQUESTS`]).
+    sent: usize,
     /// The old rule (a record naming our node id is our win), for the simulator only.
     won_by_node_id: bool,
 }
@@ -98,6 +106,9 @@ impl SlotClaim {
             nonce,
             step: Step::Read,
             conflicts: 0,
+            etag_form: config.etag_form,
+            form_switched: false,
+            sent: 0,
             won_by_node_id: false,
         }
     }
@@ -108,16 +119,31 @@ impl SlotClaim {
         self.won_by_node_id = mutation == Some(crate::mutation::Mutation::SlotWonByNodeId);
     }
 
-    /// The next request, or `None` once [`SlotClaim::result`] is ready.
-    pub fn poll_request(&self) -> Option<Request> {
-        match &self.step {
+    /// The next request, or `None` once [`SlotClaim::result`] is ready (a claim that could
+    /// not settle within [`MAX_SLOT_REQUESTS`] ends with a transport error).
+    pub fn poll_request(&mut self) -> Option<Request> {
+        if self.result().is_none() && self.sent >= MAX_SLOT_REQUESTS {
+            self.abandon(Error::Transport(format!(
+                "the slot claim did not settle within {MAX_SLOT_REQUESTS} requests"
+            )));
+        }
+        let request = match &self.step {
             Step::Read | Step::ReadBack { .. } => Some(Request::GetSlot),
             Step::Write { mode, record } => Some(Request::PutSlot {
                 mode: mode.clone(),
                 body: serde_json::to_vec(record).unwrap_or_default(),
             }),
             Step::Done(_) => None,
+        };
+        if request.is_some() {
+            self.sent = self.sent.saturating_add(1);
         }
+        request
+    }
+
+    /// Whether [`SlotClaim::poll_request`] would give a request.
+    pub fn wants_to_send(&self) -> bool {
+        self.result().is_none() && self.sent < MAX_SLOT_REQUESTS
     }
 
     pub fn handle_response(&mut self, outcome: Outcome) {
@@ -125,8 +151,20 @@ impl SlotClaim {
         self.step = match (step, outcome) {
             (_, Outcome::Fatal(e)) => Step::Done(Err(e)),
             (Step::Read | Step::ReadBack { .. }, Outcome::Transient(e)) => Step::Done(Err(e)),
-            (Step::ReadBack { record }, outcome) => match self.read(outcome) {
+            (Step::ReadBack { record, refused_on }, outcome) => match self.read(outcome) {
                 Ok(Some((_, found))) if found.nonce == record.nonce => Step::Done(Ok(Claim::Won)),
+                // Refused although the object still has the ETag we sent: the store compares
+                // ETags in the other form (Ceph RGW: bare only). Once.
+                Ok(Some((etag, _)))
+                    if refused_on.as_ref() == Some(&etag) && !self.form_switched =>
+                {
+                    self.form_switched = true;
+                    self.etag_form = self.etag_form.other();
+                    Step::Write {
+                        mode: PutMode::Update(etag.in_form(self.etag_form)),
+                        record,
+                    }
+                }
                 Ok(seen) => self.decide(seen),
                 Err(e) => Step::Done(Err(e)),
             },
@@ -139,8 +177,15 @@ impl SlotClaim {
                 self.conflicts = self.conflicts.saturating_add(1);
                 Step::Write { mode, record }
             }
-            // 412: someone wrote first; anything else: maybe applied. Read back either way.
-            (Step::Write { record, .. }, _) => Step::ReadBack { record },
+            // 412: someone wrote first (or the store compares ETags in another form);
+            // anything else: maybe applied. Read back either way.
+            (Step::Write { record, mode }, outcome) => Step::ReadBack {
+                record,
+                refused_on: match (mode, outcome) {
+                    (PutMode::Update(etag), Outcome::PreconditionFailed) => Some(etag),
+                    _ => None,
+                },
+            },
             (Step::Done(done), _) => Step::Done(done),
         };
     }
@@ -206,10 +251,20 @@ impl SlotClaim {
                 slot: r.slot,
             })),
             Some((etag, _)) => Step::Write {
-                mode: PutMode::Update(etag),
+                mode: PutMode::Update(etag.in_form(self.etag_form)),
                 record,
             },
         }
+    }
+}
+
+impl crate::protocol::Exchange for SlotClaim {
+    fn next_request(&mut self, _now: crate::time::Instant) -> Option<Request> {
+        self.poll_request()
+    }
+
+    fn answer(&mut self, _now: crate::time::Instant, outcome: Outcome) {
+        self.handle_response(outcome);
     }
 }
 
@@ -231,6 +286,7 @@ mod tests {
             stateless: true,
             probe_store: false,
             quorum: QuorumConfig::disabled_for_lease(Duration::from_secs(15)),
+            etag_form: Default::default(),
         }
     }
 

@@ -636,3 +636,33 @@ async fn an_observer_query_reads_without_writing() {
     assert_eq!((anyone.requests().gets, anyone.requests().puts), (1, 0));
     c.stop_all().await;
 }
+
+/// Issue 25: the sidecar as a user starts it on this store, with no probe and no
+/// `unquoted-etags` (on Ceph RGW, which matches only bare ETags, the component learns that
+/// from the store's answers): it leads within the new election's vacancy wait (lease + grace,
+/// into a later second of the store's clock) plus slack, and keeps to the request-rate bound
+/// from its first line to its last.
+#[test]
+fn a_sidecar_with_the_default_settings_leads_in_time_and_never_hammers_the_store() {
+    use s3_election::core::{MAX_REQUESTS_PER_RATE_WINDOW, RATE_WINDOW_RETRY_PERIODS};
+    let mut nodes = Nodes::new(bucket("default-path"), "default", LEASE);
+    let started = std::time::Instant::now();
+    let mut node = host_test_node();
+    node.env_remove("S3E_UNQUOTED_ETAGS");
+    nodes.spawn(node, "d1");
+    let bound = ms(LEASE) + derived_grace(LEASE) + Duration::from_secs(1) + SLACK;
+    nodes.wait_for("d1 leads", bound * 2, |h| h.iter().any(|o| o.is_leader()));
+    let took = started.elapsed();
+    std::thread::sleep(ms(LEASE) * 2);
+    nodes.signal("d1", "-TERM");
+    let h = nodes.history();
+    assert!(took <= bound, "led after {took:?} (bound {bound:?})");
+    let window_ms = (derived_retry(LEASE) * RATE_WINDOW_RETRY_PERIODS).as_millis() as u64;
+    let busiest = host_test::check::history::busiest_window(&h, "d1", window_ms);
+    assert!(
+        busiest as usize <= MAX_REQUESTS_PER_RATE_WINDOW,
+        "{busiest} requests in {window_ms} ms:\n{}",
+        pretty(&h)
+    );
+    assert_invariants(&h);
+}

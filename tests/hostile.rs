@@ -10,7 +10,10 @@
 //! - every answer is a status or a typed error whose text is short and printable;
 //! - no call takes longer than [`call_bound`] (a tick is at most 4 requests, a probe at most
 //!   9, a slot claim at most 8, each bounded by its request timeout), and none traps;
-//! - the host's resident memory grows by less than [`RSS_GROWTH_BOUND`].
+//! - the host's resident memory grows by less than [`RSS_GROWTH_BOUND`];
+//! - every election's nodes together keep to the core's request-rate bound: in any window of
+//!   `RATE_WINDOW_RETRY_PERIODS` retry periods, at most `MAX_REQUESTS_PER_RATE_WINDOW` per
+//!   node for the lease and their own member objects, whatever the store answers.
 //!
 //! No S3 server is needed. The tests run one at a time (timings and memory are per test).
 
@@ -232,12 +235,13 @@ async fn one_shots(s3: api::S3Config, until: Instant) -> Vec<Call> {
             |c| (format!("claim: won={} holder={}", c.won, c.holder), c.won),
         )
         .await;
-        // Whoever the store names is only reported, never one of ours.
+        // Whoever the store names is only reported, never one of ours. (An election of its
+        // own: its reads are not an elector's, and the rate bound is judged per election.)
         let who = timed(
             "who-leads",
             runtime().who_leads(
                 &s3,
-                &host_test::election_ref("plain", PREFIX),
+                &host_test::election_ref("observed", PREFIX),
                 Faults::new(),
             ),
             |l| (format!("leader: {l:?}"), false),
@@ -277,6 +281,45 @@ fn judge_calls(node: &str, calls: &[Call], findings: &mut Findings) {
             findings.push(format!(
                 "{node}: {} took {:?} (bound {bound:?})",
                 c.what, c.took
+            ));
+        }
+    }
+}
+
+/// The request-rate bound (see `s3_election::core::RATE_WINDOW_RETRY_PERIODS`) of each
+/// election's nodes together, as the server saw their requests.
+fn judge_rate(seen: &host_test::stores::hostile::Seen, findings: &mut Findings) {
+    use s3_election::core::{MAX_REQUESTS_PER_RATE_WINDOW, RATE_WINDOW_RETRY_PERIODS};
+    let retry = Duration::from_millis(u64::from(LEASE_MS) * 2 / 15);
+    let window = retry * RATE_WINDOW_RETRY_PERIODS;
+    let rated = seen.rated.lock().unwrap().clone();
+    // Nodes per election, as `run_against` starts them.
+    for (election, nodes) in [
+        ("plain", 3),
+        ("quorum", 3),
+        ("stateless", 1),
+        ("probing", 1),
+    ] {
+        let prefix = format!("{PREFIX}{election}/");
+        let times: Vec<Instant> = rated
+            .iter()
+            .filter(|(_, key)| key.starts_with(&prefix))
+            .map(|(t, _)| *t)
+            .collect();
+        let bound = nodes * MAX_REQUESTS_PER_RATE_WINDOW;
+        let busiest = times
+            .iter()
+            .map(|&start| {
+                times
+                    .iter()
+                    .filter(|&&t| t >= start && t < start + window)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0);
+        if busiest > bound {
+            findings.push(format!(
+                "election {election}: {busiest} requests in {window:?} (bound {bound}: {nodes} node(s))"
             ));
         }
     }
@@ -391,6 +434,7 @@ async fn run_against(behaviour: Behaviour) -> (Vec<String>, String) {
     if seen.total() == 0 {
         findings.push("the component never reached the server".into());
     }
+    judge_rate(seen, &mut findings);
     let growth = rss_peak.saturating_sub(rss_before);
     if growth > RSS_GROWTH_BOUND {
         findings.push(format!(
@@ -509,5 +553,50 @@ async fn a_mix_of_bounded_misbehaviour() {
 async fn a_mix_of_all_misbehaviour() {
     for seed in [1, 2, 3] {
         assert_survives(Behaviour::Mixed(seed)).await;
+    }
+}
+
+/// Issue 25: a store that matches only bare ETags in `If-Match` (Ceph RGW), used with the
+/// settings a user passes (quoted ETags, no probe): the real component finds out from the
+/// store's answers, a node leads within the vacancy's wait and a retry period, and every
+/// node keeps to the request-rate bound. An in-process store, so `make test` runs it; the
+/// same with real `host-test node` processes against Ceph is in `tests/stores.rs`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_matching_only_bare_etags_needs_no_probe() {
+    use host_test::stores::memserver::{in_process_config, InProcessS3};
+    use s3_election::core::{MAX_REQUESTS_PER_RATE_WINDOW, RATE_WINDOW_RETRY_PERIODS};
+    use s3_election::memstore::EtagMatching;
+    let _serial = SERIAL.lock().await;
+    let store = Arc::new(InProcessS3::matching_etags(EtagMatching::BareOnly));
+    let mut cluster = Cluster::new(runtime(), in_process_config());
+    for node in ["c1", "c2", "c3"] {
+        let faults = Faults::new();
+        faults.serve_in_process(store.clone());
+        cluster
+            .start_with_faults(election("ceph", node), faults)
+            .await
+            .unwrap();
+    }
+    let lease = Duration::from_millis(u64::from(LEASE_MS));
+    let retry = lease * 2 / 15;
+    // The vacancy's wait (lease + grace), into a later second of the store's clock, then the
+    // refused quoted write, its read-back and the bare one.
+    let bound = lease + lease / 15 + Duration::from_secs(1) + retry * 2;
+    let led = cluster
+        .wait_for(bound, |h| h.iter().any(Observation::is_leader))
+        .await;
+    tokio::time::sleep(lease * 2).await;
+    cluster.stop_all().await;
+    let h = cluster.history();
+    assert!(led.is_some(), "no leader within {bound:?}:\n{h:#?}");
+    host_test::check::history::check(&h).unwrap();
+    // The rate bound, per node, from the requests each call reported.
+    let window_ms = (retry * RATE_WINDOW_RETRY_PERIODS).as_millis() as u64;
+    for node in ["c1", "c2", "c3"] {
+        let busiest = host_test::check::history::busiest_window(&h, node, window_ms);
+        assert!(
+            busiest as usize <= MAX_REQUESTS_PER_RATE_WINDOW,
+            "{node}: {busiest} requests in {window_ms} ms"
+        );
     }
 }

@@ -119,10 +119,7 @@ impl Worker {
                 ("S3E_NODE_ID", id.to_string()),
                 ("S3E_PREFIX", "edge/".to_string()),
                 ("S3E_LEASE_MS", LEASE_MS.to_string()),
-                (
-                    "S3E_UNQUOTED_ETAGS",
-                    env().profile.unquoted_etags.to_string(),
-                ),
+                ("S3E_UNQUOTED_ETAGS", unquoted_etags().to_string()),
             ],
         )
     }

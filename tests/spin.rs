@@ -91,7 +91,7 @@ fn store_variables(bucket: &str, node_id: &str) -> Vec<(&'static str, String)> {
         ("bucket", bucket.to_string()),
         ("node_id", node_id.to_string()),
         ("prefix", "spin/".to_string()),
-        ("unquoted_etags", env().profile.unquoted_etags.to_string()),
+        ("unquoted_etags", unquoted_etags().to_string()),
     ]
 }
 

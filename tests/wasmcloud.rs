@@ -99,7 +99,7 @@ fn two_wash_dev_sessions_elect_one_leader_and_fail_over() {
         let allowed = format!("allowedHosts: [\"{}\"]", store_authority());
         let region = format!("AWS_REGION: {}", store.region);
         let lease = format!("S3E_LEASE_MS: \"{LEASE_MS}\"");
-        let etags = format!("S3E_UNQUOTED_ETAGS: \"{}\"", env().profile.unquoted_etags);
+        let etags = format!("S3E_UNQUOTED_ETAGS: \"{}\"", unquoted_etags());
         let config = rewrite(
             &example,
             &[
@@ -211,10 +211,7 @@ fn start_workload(
         .env("S3E_ELECTION", "wash-host")
         .env("S3E_PREFIX", "wasmcloud/")
         .env("S3E_LEASE_MS", LEASE_MS.to_string())
-        .env(
-            "S3E_UNQUOTED_ETAGS",
-            env().profile.unquoted_etags.to_string(),
-        )
+        .env("S3E_UNQUOTED_ETAGS", unquoted_etags().to_string())
         .env("HTTP_HOST", http_host)
         .output()
         .expect("run start-workload.py");

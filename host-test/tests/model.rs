@@ -6,7 +6,7 @@
 //! `make model-check` runs the full bounds; `host-test model-check --ci` the same as here.
 
 use host_test::check::model::replay::{self, Schedule};
-use host_test::check::sim::{self, ALL_MUTATIONS};
+use s3_election::mutation::Mutation;
 use std::path::PathBuf;
 
 /// Enough for every configuration within the CI bounds (the largest has about a million).
@@ -49,14 +49,14 @@ fn the_core_holds_every_invariant_within_the_ci_bounds_elsewhere() {
 
 #[test]
 fn each_broken_rule_is_caught() {
-    for m in ALL_MUTATIONS {
+    for m in Mutation::ALL {
         let config = replay::config_for(m, true);
         let (summary, schedule) = replay::check(&config, Some(m), MAX_STATES);
         println!("{summary}");
         let s = schedule.unwrap_or_else(|| {
             panic!(
                 "mutation {} survived {} states of `{}`",
-                sim::mutation_name(m),
+                m.name(),
                 summary.states,
                 config.name()
             )

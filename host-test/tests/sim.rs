@@ -4,7 +4,8 @@
 //! `SIM_SEEDS` (default 10000) and `SIM_START` (default 0) choose the block. A failure prints
 //! its seed and the command that replays it: `cargo run -p host-test -- sim --seed N`.
 
-use host_test::check::sim::{self, ALL_MUTATIONS};
+use host_test::check::sim;
+use s3_election::mutation::Mutation;
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -40,18 +41,15 @@ fn every_schedule_holds_every_invariant() {
 #[test]
 fn each_broken_rule_is_caught_within_the_ci_budget() {
     let count = env_u64("SIM_SEEDS", 10_000);
-    for m in ALL_MUTATIONS {
+    for m in Mutation::ALL {
         let c = sim::campaign(0, count, Some(m), threads(), true);
-        let (seed, report) = c.failures.first().unwrap_or_else(|| {
-            panic!(
-                "mutation {} survived {} schedules",
-                sim::mutation_name(m),
-                c.schedules
-            )
-        });
+        let (seed, report) = c
+            .failures
+            .first()
+            .unwrap_or_else(|| panic!("mutation {} survived {} schedules", m.name(), c.schedules));
         println!(
             "{}: caught by seed {seed}: {}",
-            sim::mutation_name(m),
+            m.name(),
             report.lines().next().unwrap_or("")
         );
     }

@@ -115,23 +115,9 @@ impl Elector {
             self.last_error = None;
         }
         self.read_due = self.next_poll(now);
-        // A write we could not confirm: our nonce in the record means it was applied.
         if let Some(w) = self.unconfirmed.take() {
-            if let View::Present(o) = &self.view {
-                if o.record.nonce == w.record.nonce {
-                    let etag = o.etag.clone();
-                    self.write_confirmed(now, w, etag);
-                    return;
-                }
-                // A stateless instance that lost to a write naming its own id, which it did
-                // not make, met an overlapping invocation of its node: that one won this
-                // round, and this instance stands down for the rest of its life.
-                if self.config.stateless
-                    && o.record.holder == self.config.node_id
-                    && !self.is_mine(&o.record)
-                {
-                    self.lost_round_to_own_id = true;
-                }
+            if self.settle(now, w) {
+                return;
             }
         }
         if self.leadership.is_some() {
@@ -153,6 +139,15 @@ impl Elector {
                 }
             }
         };
+        // After a write the store did not apply, the next one waits (see `settle`): the
+        // decision is made again on a read at the end of the wait.
+        let next = match (next, self.write_backoff_until) {
+            (Some(_), Some(until)) if now < until => {
+                self.read_due = self.read_due.max(until);
+                None
+            }
+            (next, _) => next,
+        };
         // With quorum on, a candidate acquires only right after a check found enough fresh
         // members; otherwise it checks first and reads again once the check succeeds.
         let next = match next {
@@ -166,6 +161,54 @@ impl Elector {
             other => other,
         };
         self.planned = next.map(|w| (now, w));
+    }
+
+    /// Settle a write that got no clear answer by the read that followed: our nonce in the
+    /// record means it was applied (then true). Otherwise it was not, and the next lease
+    /// write waits a retry period, so that a store answering every write with 412 (or 409,
+    /// or 5xx) costs a few requests per retry period, never a busy loop. One exception: a 412
+    /// on the very ETag the read shows again means the store compares ETags in another form
+    /// (Ceph RGW matches only bare ones); the elector switches form and writes again at once.
+    fn settle(&mut self, now: Instant, w: Write) -> bool {
+        let View::Present(o) = &self.view else {
+            self.back_off_writes(now);
+            return false;
+        };
+        if o.record.nonce == w.record.nonce {
+            let etag = o.etag.clone();
+            self.write_confirmed(now, w, etag);
+            return true;
+        }
+        // The object still has the ETag the write was conditioned on: nobody else wrote.
+        let unchanged = matches!(&w.mode, PutMode::Update(sent) if *sent == o.etag);
+        // A stateless instance that lost to a write naming its own id, which it did not
+        // make, met an overlapping invocation of its node: that one won this round, and this
+        // instance stands down for the rest of its life.
+        if self.config.stateless
+            && !unchanged
+            && o.record.holder == self.config.node_id
+            && !self.is_mine(&o.record)
+        {
+            self.lost_round_to_own_id = true;
+        }
+        if w.refused && unchanged && !self.mutated(Mutation::BusyRetry) {
+            self.etag_refusals = self.etag_refusals.saturating_add(1);
+            self.etag_form = self.etag_form.other();
+            if self.etag_refusals == 1 {
+                return false; // the other form, at once
+            }
+            self.last_error = Some(Error::ConditionalWritesUnsupported(
+                "If-Match never matched the ETag the store itself returned, quoted or bare".into(),
+            ));
+        }
+        self.back_off_writes(now);
+        false
+    }
+
+    fn back_off_writes(&mut self, now: Instant) {
+        if !self.mutated(Mutation::BusyRetry) {
+            self.write_backoff_until = Some(now + self.config.timings.retry_period);
+        }
     }
 
     /// May this follower write the lease now, and what? Numbered as in client-go.
@@ -193,7 +236,7 @@ impl Elector {
             }
             View::Present(o) => {
                 let r = &o.record;
-                let update = PutMode::Update(o.etag.clone());
+                let update = self.if_match(&o.etag);
                 let acquire = |term| -> Result<(WriteKind, PutMode, u64), Error> {
                     Ok((WriteKind::Acquire, update.clone(), term))
                 };
@@ -377,7 +420,7 @@ impl Elector {
             }
             Some(Err(e)) => {
                 // Could not finish (credentials, network): try again from the start later.
-                self.probe = Some(Probe::new());
+                self.probe = Some(Probe::new(self.rng.scratch_name()));
                 self.fail(now, e);
                 self.query_pending = false;
             }

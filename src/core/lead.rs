@@ -12,7 +12,7 @@ impl Elector {
     pub(super) fn renewal_due(&mut self, now: Instant) -> Option<Write> {
         let l = self.leadership.as_ref().filter(|l| now >= l.renew_due)?;
         #[allow(unused_mut)]
-        let mut mode = PutMode::Update(l.etag.clone());
+        let mut mode = self.if_match(&l.etag);
         #[cfg(feature = "mutations")]
         if self.mutated(Mutation::UnconditionalRenewal) {
             mode = PutMode::Overwrite;
@@ -36,7 +36,7 @@ impl Elector {
         if !r.is_held() || !ours {
             return None;
         }
-        let (mode, term) = (PutMode::Update(o.etag.clone()), r.term);
+        let (mode, term) = (self.if_match(&o.etag), r.term);
         Some(self.write(WriteKind::Release, mode, term))
     }
 
@@ -47,6 +47,7 @@ impl Elector {
             record: self.next_record(term, kind),
             conflicts: 0,
             first_sent: None,
+            refused: false,
         }
     }
 
@@ -115,6 +116,7 @@ impl Elector {
             other => {
                 // 412, 404, 409 again, timeout, 5xx: whether it landed is read back, never
                 // guessed. A 412 can even be our own earlier attempt.
+                w.refused = other == Outcome::PreconditionFailed;
                 if let Outcome::Transient(e) = other {
                     self.last_error = Some(e);
                 }
@@ -126,6 +128,10 @@ impl Elector {
 
     pub(super) fn write_confirmed(&mut self, now: Instant, w: Write, etag: ETag) {
         self.last_error = None;
+        self.write_backoff_until = None;
+        if matches!(w.mode, PutMode::Update(_)) {
+            self.etag_refusals = 0; // the form in use works
+        }
         // The store applied the write at some moment since it was first sent: everything
         // (validity, the renew deadline) counts from then.
         let sent_at = match w.first_sent {
@@ -186,7 +192,6 @@ impl Elector {
 
     /// A leader read the record (to settle a write): is the lease still ours?
     pub(super) fn leader_read(&mut self, now: Instant) {
-        let retry = self.config.timings.retry_period;
         let verdict = match &self.view {
             View::Present(o) => {
                 let r = &o.record;
@@ -205,13 +210,13 @@ impl Elector {
                     return;
                 };
                 if etag != l.etag {
-                    // An earlier write of ours landed late: renew on top of it at once.
+                    // An earlier write of ours landed late: renew on top of it.
                     l.etag = etag;
                     l.record = record;
-                    l.renew_due = now;
-                } else {
-                    l.renew_due = now + retry;
                 }
+                // After a renewal the store refused, when the write back-off allows (at once
+                // when only the ETag form was wrong).
+                l.renew_due = self.write_backoff_until.unwrap_or(now).max(now);
             }
             Err((holder, our_id)) => {
                 // Taken over, removed, or written by another process that shares our id.

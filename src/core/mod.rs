@@ -4,12 +4,22 @@
 //! tests, in the deterministic simulator and in the model checker.
 //!
 //! # Call order
-//! 1. [`Elector::handle_timeout`] with the current time (an extra call is harmless).
+//! Everything a caller does is a call ([`CallKind`]: tick, resign, leave, query), driven to
+//! its end like this (see `call`):
+//! 1. [`Elector::begin`] the call, with the current time.
 //! 2. While [`Elector::poll_request`] returns a request: send it, then hand the answer to
-//!    [`Elector::handle_response`]. One request is in flight at a time. Stop after
-//!    [`MAX_REQUESTS_PER_TICK`] to keep a step bounded.
-//! 3. Drain [`Elector::poll_event`], read [`Elector::status`] and [`Elector::take_error`],
-//!    and call again at [`Elector::poll_timeout`].
+//!    [`Elector::handle_response`]. One request is in flight at a time; a call sends at most
+//!    [`MAX_REQUESTS_PER_TICK`] election requests (plus, once, the store probe's).
+//! 3. [`Elector::finish`] gives the call's [`Reply`] (or its error). Tick again after the
+//!    status's `next_step_in`. [`Elector::status`] reads the status between calls.
+//!
+//! # Request rate
+//! After a write the store did not apply, the elector writes again only a retry period
+//! later, and a stateless instance that leaves a write unsettled asks for its next call no
+//! sooner either: whatever the store answers (412, 409, 5xx, an ETag it never matches), an
+//! elector that does not lead sends a few requests per retry period, never a busy loop. A
+//! 412 on the very ETag the store shows again means it compares ETags in the other form
+//! (Ceph RGW matches only bare ones): the elector switches form once and writes again.
 //!
 //! # What is guaranteed
 //! The leadership windows this elector promises (`valid_for` in [`Status`]) never overlap
@@ -52,16 +62,19 @@
     )
 )]
 
+mod call;
 mod follow;
 mod lead;
 mod quorum;
+
+pub use call::{CallKind, Reply};
 
 use crate::config::ElectionConfig;
 use crate::error::Error;
 use crate::members::{MemberRequest, Members};
 use crate::mutation::Mutation;
 use crate::probe::{Probe, StoreProfile};
-use crate::protocol::{ETag, Outcome, PutMode, Request};
+use crate::protocol::{ETag, EtagForm, Outcome, PutMode, Request};
 use crate::record::MemberInfo;
 use crate::record::{LeaseRecord, TERMS_PER_SECOND};
 use crate::time::Instant;
@@ -70,6 +83,31 @@ use std::time::Duration;
 
 /// Upper bound on requests in one step, so that a `tick` returns in bounded time.
 pub const MAX_REQUESTS_PER_TICK: usize = 4;
+
+/// The request-rate bound, whatever the store answers: in any window of this many retry
+/// periods, an elector sends at most [`MAX_REQUESTS_PER_RATE_WINDOW`] requests for the lease
+/// object and its own member object (4 per retry period on average). On top come quorum
+/// checks (LIST pages and member bodies, which grow with the members: at most one check per
+/// heartbeat interval, or per retry period while checks fail) and, with `probe_store`, the
+/// probe (at most [`crate::probe::MAX_PROBE_REQUESTS`] once per elector: on every call of a
+/// stateless one). The simulator, the model checker, the fuzzer and the hostile-store tests
+/// all hold electors to it.
+pub const RATE_WINDOW_RETRY_PERIODS: u32 = 5;
+/// See [`RATE_WINDOW_RETRY_PERIODS`].
+pub const MAX_REQUESTS_PER_RATE_WINDOW: usize = 20;
+
+/// Whether `request` counts towards the request-rate bound (see
+/// [`RATE_WINDOW_RETRY_PERIODS`]): all but the quorum check's listings and member reads and
+/// the probe's requests.
+pub fn counts_towards_rate(request: &Request) -> bool {
+    !matches!(
+        request,
+        Request::ListMembers { .. }
+            | Request::GetMember { .. }
+            | Request::PutProbe { .. }
+            | Request::DeleteProbe { .. }
+    )
+}
 
 /// The leader as this node currently sees it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -139,6 +177,11 @@ pub struct Status {
     /// judged them.
     pub members: Vec<MemberInfo>,
     pub problems: Vec<Problem>,
+    /// What changed since the previous call that returned events (empty from
+    /// [`Elector::status`]).
+    pub events: Vec<Event>,
+    /// Requests sent by the call that returned this status.
+    pub requests: u32,
 }
 
 /// What we last saw of the lease object.
@@ -200,6 +243,8 @@ struct Write {
     /// When this write was first sent. Validity is counted from here: the earliest moment the
     /// write can have been applied, so the safe end of any 409-retried attempts.
     first_sent: Option<Instant>,
+    /// The store answered 412 (or 404): its condition did not hold, as the store judged it.
+    refused: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -260,6 +305,15 @@ pub struct Elector {
     events: VecDeque<Event>,
     fatal: Option<Error>,
     last_error: Option<Error>,
+    /// How `If-Match` and `If-None-Match` carry ETags: the form the store accepts, as far as
+    /// this elector knows (see `follow::settle`).
+    etag_form: EtagForm,
+    /// Writes the store refused on an unchanged object since one was applied: the first
+    /// switches the ETag form; more mean the store refuses both forms.
+    etag_refusals: u8,
+    /// After a write the store did not apply, no lease write goes out before this (the rate
+    /// bound: a round that made no progress is not repeated at once).
+    write_backoff_until: Option<Instant>,
     /// Heartbeats and quorum checks (inert when quorum is off).
     members: Members,
     /// The store probe still to run before anything else (with `probe_store`).
@@ -276,6 +330,8 @@ pub struct Elector {
     mutation: Option<Mutation>,
     /// Local wall clock, only for [`Mutation::TakeoverByRecordTimestamp`].
     wall_clock_ms: u64,
+    /// The call in progress (see `call`).
+    call: Option<call::Call>,
 }
 
 /// How many of our own write nonces are remembered (a tick sends at most a handful).
@@ -295,7 +351,10 @@ impl Elector {
         let mut rng = SplitMix64(seed);
         let instance = (!config.stateless).then(|| format!("i-{:016x}", rng.next_u64()));
         Elector {
-            probe: config.probe_store.then(Probe::new),
+            probe: config.probe_store.then(|| Probe::new(rng.scratch_name())),
+            etag_form: config.etag_form,
+            etag_refusals: 0,
+            write_backoff_until: None,
             profile: None,
             refused: None,
             members,
@@ -323,6 +382,7 @@ impl Elector {
             last_error: None,
             mutation: None,
             wall_clock_ms: 0,
+            call: None,
         }
     }
 
@@ -381,7 +441,7 @@ impl Elector {
     }
 
     /// Feed the answer to the request last returned by [`Elector::poll_request`]. `now` is
-    /// when the answer arrived.
+    /// when the answer arrived. (An answer to no request is ignored.)
     pub fn handle_response(&mut self, now: Instant, outcome: Outcome) {
         match self.in_flight.take() {
             Some(Pending::Read) => self.on_read(now, outcome),
@@ -395,7 +455,7 @@ impl Elector {
 
     /// Stop leading now and release the lease (a conditional write of a released record, so
     /// terms stay monotonic). The elector then only observes; open a new one to stand again.
-    pub fn resign(&mut self, now: Instant) {
+    fn resign(&mut self, now: Instant) {
         self.resigned = true;
         self.planned = None;
         self.release_due = None;
@@ -409,26 +469,21 @@ impl Elector {
     }
 
     /// Resign, and remove this node's member object so it no longer counts towards a quorum.
-    pub fn leave(&mut self, now: Instant) {
+    fn leave(&mut self, now: Instant) {
         self.resign(now);
         self.members.leave();
     }
 
     /// An observer query ("who leads?"): read the record at once. What the read shows never
     /// leads to a write, not even taking a free lease; a leader knows the answer already.
-    pub fn query(&mut self) {
+    fn query(&mut self) {
         self.query_pending = self.leadership.is_none();
-    }
-
-    /// The query's read has not been answered yet.
-    pub fn query_pending(&self) -> bool {
-        self.query_pending
     }
 
     /// The answer to a query: the holder named by a held record while its lease is live as
     /// far as this node can judge (by its own observation and by the store's clock), whoever
     /// it names (in stateless mode, an earlier instance of this very node).
-    pub fn queried_leader(&self, now: Instant) -> Option<LeaderInfo> {
+    fn queried_leader(&self, now: Instant) -> Option<LeaderInfo> {
         if self.leadership.is_some() {
             return self.current_leader(now);
         }
@@ -442,9 +497,9 @@ impl Elector {
 
     // ----- pollers --------------------------------------------------------------------------
 
-    /// The next request to send, if one is due at `now`. `now` is taken as its send time.
-    #[must_use]
-    pub fn poll_request(&mut self, now: Instant) -> Option<Request> {
+    /// The next request to send, if one is due at `now`, whatever call asks (see
+    /// [`Elector::poll_request`] for a call's). `now` is taken as its send time.
+    fn next_request(&mut self, now: Instant) -> Option<Request> {
         if self.in_flight.is_some() {
             return None;
         }
@@ -459,7 +514,7 @@ impl Elector {
                     // A read-back needs the body to compare the nonce, and a version known
                     // only from our own write needs its Last-Modified: read those in full.
                     View::Present(o) if self.unconfirmed.is_none() && !o.from_write => {
-                        Some(o.etag.clone())
+                        Some(o.etag.in_form(self.etag_form))
                     }
                     _ => None,
                 },
@@ -485,45 +540,60 @@ impl Elector {
     }
 
     /// The next event, oldest first.
-    #[must_use]
-    pub fn poll_event(&mut self) -> Option<Event> {
+    fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }
 
     /// When the next step is needed. Changes after any handler call.
     #[must_use]
     pub fn poll_timeout(&self) -> Instant {
+        if self.refused.is_some() || self.probe.is_some() {
+            // Nothing else goes out before the probe has passed (or ever, once it refused
+            // the store): the next step is the probe's retry (or the refusal's report).
+            return self.read_due;
+        }
         if let Some((at, _)) = &self.planned {
             return *at;
         }
+        // The due times of what `next_action` may send, and nothing else: a due time it would
+        // not act on would make the caller call again at once, for nothing.
+        let settling = self.unconfirmed.is_some();
         let mut due = match &self.leadership {
-            Some(l) if self.unconfirmed.is_none() => l.renew_due.min(l.deadline),
-            Some(l) => self.read_due.min(l.deadline),
-            None => self.read_due,
+            // A leader renews, reads only to settle a write, and steps down at its deadline.
+            Some(l) => {
+                let mut due = if settling { self.read_due } else { l.renew_due };
+                due = due.min(l.deadline);
+                if let Some(since) = self.quorum_unconfirmed_since {
+                    due = due.min(since + self.members.config().grace);
+                }
+                due
+            }
+            // A follower polls (or settles a write), and releases after a quorum loss.
+            None => match self.release_due {
+                Some(at) if !settling => self.read_due.min(at),
+                _ => self.read_due,
+            },
         };
-        if let Some(at) = self.release_due {
-            due = due.min(at);
+        if let Some(m) = self.members.next_due() {
+            due = due.min(m);
         }
-        if let (Some(since), Some(_)) = (self.quorum_unconfirmed_since, &self.leadership) {
-            due = due.min(since + self.members.config().grace);
-        }
-        self.members.next_due().map_or(due, |m| m.min(due))
+        due
     }
 
     /// Whether this elector has read the lease at least once (so its status is knowledge,
     /// not ignorance: a fresh instance whose read failed knows nothing about who leads).
-    pub fn knows_lease(&self) -> bool {
+    fn knows_lease(&self) -> bool {
         !matches!(self.view, View::Unknown)
     }
 
     /// A fatal error from the last step, once; the elector retries on later steps.
-    pub fn take_error(&mut self) -> Option<Error> {
+    fn take_error(&mut self) -> Option<Error> {
         self.fatal.take()
     }
 
     /// Whether a record of ours is still unreleased (after [`Elector::resign`]: the release
     /// is not confirmed yet).
-    pub fn release_pending(&self) -> bool {
+    fn release_pending(&self) -> bool {
         self.resigned
             && matches!(&self.view, View::Present(o) if o.record.is_held() && self.is_mine(&o.record))
     }
@@ -551,6 +621,8 @@ impl Elector {
                 _ => Vec::new(),
             },
             problems,
+            events: Vec::new(),
+            requests: 0,
         }
     }
 
@@ -614,6 +686,11 @@ impl Elector {
             }
             self.own_nonces.push_back(nonce);
         }
+    }
+
+    /// The condition of a write over the version with `etag`, in the form the store accepts.
+    fn if_match(&self, etag: &ETag) -> PutMode {
+        PutMode::Update(etag.in_form(self.etag_form))
     }
 
     /// Was `record` written by this elector? Stateful: it carries our instance id. Stateless:
@@ -702,6 +779,11 @@ impl SplitMix64 {
 
     fn nonce(&mut self) -> String {
         format!("{:016x}{:016x}", self.next_u64(), self.next_u64())
+    }
+
+    /// A name for one probe run's scratch object.
+    fn scratch_name(&mut self) -> String {
+        format!("{:016x}", self.next_u64())
     }
 
     /// Uniform in [0, 1).

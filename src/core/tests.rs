@@ -5,7 +5,7 @@
 use super::*;
 use crate::config::QuorumConfig;
 use crate::config::{ElectionConfig, Keys, Timings};
-use crate::memstore::MemStore;
+use crate::memstore::{EtagMatching, MemStore};
 
 const KEY: &str = "t/e/lease";
 const LEASE: Duration = Duration::from_secs(3);
@@ -20,6 +20,7 @@ fn config(node: &str) -> ElectionConfig {
         stateless: false,
         probe_store: false,
         quorum: QuorumConfig::disabled_for_lease(LEASE),
+        etag_form: Default::default(),
     }
 }
 
@@ -48,6 +49,10 @@ struct World {
     store_epoch_s: u64,
     faults: VecDeque<Fault>,
     sent: Vec<Request>,
+    /// When each request in `sent` was sent.
+    sent_at: Vec<Instant>,
+    /// The error the last call returned.
+    last_error: Option<Error>,
 }
 
 impl World {
@@ -57,6 +62,8 @@ impl World {
             store_epoch_s: 1_790_000_000,
             faults: VecDeque::new(),
             sent: Vec::new(),
+            sent_at: Vec::new(),
+            last_error: None,
         }
     }
 
@@ -65,14 +72,12 @@ impl World {
         self.store_epoch_s * 1000 + now.as_nanos() / 1_000_000
     }
 
-    /// One step of the documented call order; returns the events.
-    fn step(&mut self, e: &mut Elector, now: Instant) -> Vec<Event> {
-        e.handle_timeout(now);
-        for _ in 0..MAX_REQUESTS_PER_TICK {
-            let Some(req) = e.poll_request(now) else {
-                break;
-            };
+    /// One call, driven as the component's glue drives it.
+    fn call(&mut self, e: &mut Elector, kind: CallKind, now: Instant) -> Result<Reply, Error> {
+        e.begin(kind, now);
+        while let Some(req) = e.poll_request(now) {
             self.sent.push(req.clone());
+            self.sent_at.push(now);
             let outcome = match self.faults.pop_front() {
                 None => self
                     .store
@@ -87,7 +92,38 @@ impl World {
             };
             e.handle_response(now, outcome);
         }
-        std::iter::from_fn(|| e.poll_event()).collect()
+        let reply = e.finish(now);
+        self.last_error = reply.as_ref().err().cloned();
+        reply
+    }
+
+    /// A tick; returns its events (none when it failed: see `take_error`).
+    fn step(&mut self, e: &mut Elector, now: Instant) -> Vec<Event> {
+        match self.call(e, CallKind::Tick, now) {
+            Ok(Reply::Status(s)) => s.events,
+            _ => Vec::new(),
+        }
+    }
+
+    /// `resign`; returns its events.
+    fn resign(&mut self, e: &mut Elector, now: Instant) -> Vec<Event> {
+        match self.call(e, CallKind::Resign, now) {
+            Ok(Reply::Status(s)) => s.events,
+            _ => Vec::new(),
+        }
+    }
+
+    /// `leave`; returns its events.
+    fn leave(&mut self, e: &mut Elector, now: Instant) -> Vec<Event> {
+        match self.call(e, CallKind::Leave, now) {
+            Ok(Reply::Status(s)) => s.events,
+            _ => Vec::new(),
+        }
+    }
+
+    /// The error the last call returned, once.
+    fn take_error(&mut self) -> Option<Error> {
+        self.last_error.take()
     }
 
     fn step_when_due(&mut self, e: &mut Elector) -> Vec<Event> {
@@ -105,20 +141,12 @@ impl World {
         now
     }
 
-    /// An observer query as the glue drives it: only the query's own requests.
+    /// An observer query, as `query-leader` runs it.
     fn query(&mut self, e: &mut Elector, now: Instant) -> Option<LeaderInfo> {
-        e.query();
-        while e.query_pending() {
-            let Some(req) = e.poll_request(now) else {
-                break;
-            };
-            self.sent.push(req.clone());
-            let outcome = self
-                .store
-                .apply(&e.config().keys(), &req, self.store_now(now));
-            e.handle_response(now, outcome);
+        match self.call(e, CallKind::Query, now) {
+            Ok(Reply::Leader(leader)) => leader,
+            other => panic!("query: {other:?}"),
         }
-        e.queried_leader(now)
     }
 
     /// Step `e` at its own wake-ups from `from` until it leads; the instant it does.
@@ -335,8 +363,7 @@ fn a_release_seen_happening_is_taken_at_once_with_a_higher_term() {
     let term = w.record().term;
     w.step(&mut b, t0);
     let t = t0 + Duration::from_millis(500);
-    a.resign(t);
-    let events = w.step(&mut a, t);
+    let events = w.resign(&mut a, t);
     assert!(events.contains(&Event::Demoted {
         term,
         reason: DemoteReason::Resigned
@@ -367,8 +394,7 @@ fn a_release_first_seen_as_such_is_waited_out_like_a_lease() {
     let mut a = elector("a");
     let t0 = w.elect(&mut a, at(0));
     let t = t0 + Duration::from_millis(100);
-    a.resign(t);
-    w.step(&mut a, t);
+    w.resign(&mut a, t);
     let mut b = elector("bb");
     w.step(&mut b, t);
     assert_eq!(role(&b, t), Role::Follower);
@@ -382,8 +408,7 @@ fn resign_is_a_conditional_write_never_a_delete() {
     let mut w = World::new();
     let mut a = elector("a");
     let t0 = w.elect(&mut a, at(0));
-    a.resign(t0);
-    w.step(&mut a, t0);
+    w.resign(&mut a, t0);
     assert!(w.puts_sent()[1..]
         .iter()
         .all(|m| matches!(m, PutMode::Update(_))));
@@ -500,8 +525,8 @@ fn a_race_for_a_vacancy_has_exactly_one_winner() {
     // Both wait out the vacancy and read it at the same instant, before either writes.
     let t = first_leader_at() + Duration::from_millis(10);
     let store_now = w.store_now(t);
-    a.handle_timeout(t);
-    b.handle_timeout(t);
+    a.begin(CallKind::Tick, t);
+    b.begin(CallKind::Tick, t);
     let ra = a.poll_request(t).unwrap();
     let rb = b.poll_request(t).unwrap();
     a.handle_response(t, w.store.apply(&keys(), &ra, store_now));
@@ -536,7 +561,7 @@ fn a_foreign_record_is_reported_and_never_overwritten() {
     let mut errors = 0;
     while now < at(30_000) {
         w.step(&mut a, now);
-        if let Some(e) = a.take_error() {
+        if let Some(e) = w.take_error() {
             assert!(matches!(e, Error::ForeignRecord { .. }), "{e:?}");
             errors += 1;
         }
@@ -553,13 +578,16 @@ fn a_leader_whose_record_turns_foreign_steps_down() {
     let mut a = elector("a");
     w.elect(&mut a, at(0));
     w.store.put_raw(KEY, b"{}".to_vec(), 0);
-    // The renewal fails (412) and the read-back finds the foreign object.
-    let events = w.step_when_due(&mut a);
+    // The renewal fails (412) and the read-back finds the foreign object: the call's answer
+    // is the error (not leading), and the demotion waits for the next call that succeeds.
+    w.step_when_due(&mut a);
+    assert!(matches!(w.take_error(), Some(Error::ForeignRecord { .. })));
+    let later = a.poll_timeout();
+    assert_eq!(role(&a, later), Role::Follower);
     assert!(
-        events.iter().any(|e| matches!(e, Event::Demoted { .. })),
-        "{events:?}"
+        std::iter::from_fn(|| a.poll_event()).any(|e| matches!(e, Event::Demoted { .. })),
+        "the demotion is still queued"
     );
-    assert!(matches!(a.take_error(), Some(Error::ForeignRecord { .. })));
     assert_eq!(w.store.get_object(KEY).unwrap().body, b"{}");
 }
 
@@ -603,7 +631,7 @@ fn a_stateless_takeover_without_the_store_clock_is_an_error_not_never() {
         date: None,
     }));
     w.step(&mut b, later);
-    let e = b.take_error().expect("an error");
+    let e = w.take_error().expect("an error");
     assert!(
         matches!(&e, Error::BadAnswer(why) if why.contains("Date")),
         "{e:?}"
@@ -678,8 +706,8 @@ fn overlapping_stateless_invocations_of_one_node_have_one_winner_per_round() {
             stateless("a", now, 20 + round),
         );
         // Both read before either writes.
-        x.handle_timeout(now);
-        y.handle_timeout(now);
+        x.begin(CallKind::Tick, now);
+        y.begin(CallKind::Tick, now);
         let store_now = w.store_now(now);
         let (rx, ry) = (x.poll_request(now).unwrap(), y.poll_request(now).unwrap());
         x.handle_response(now, w.store.apply(&keys(), &rx, store_now));
@@ -760,6 +788,10 @@ fn a_leader_adopts_only_records_of_its_own_instance() {
         "{events:?}"
     );
     assert_eq!(role(&a, due), Role::Leader);
+    // The renewal the store refused is sent again on top of the late write, a retry period
+    // later (a refused write is never repeated at once).
+    assert_eq!(a.poll_timeout(), due + timings().retry_period);
+    w.step_when_due(&mut a);
     assert_eq!(
         w.record().nonce.len(),
         32,
@@ -861,8 +893,7 @@ fn a_restored_older_version_is_waited_out() {
     let t0 = w.elect(&mut a, at(0));
     w.step(&mut b, t0);
     let t1 = t0 + Duration::from_millis(100);
-    a.resign(t1);
-    w.step(&mut a, t1);
+    w.resign(&mut a, t1);
     let released = w.store.get_object(KEY).unwrap().clone();
     let t2 = w.elect(&mut b, t1);
     let term_b = w.record().term;
@@ -891,7 +922,7 @@ fn a_write_confirmed_after_the_deadline_does_not_make_a_leader() {
     w.step(&mut a, at(0));
     w.run(&mut a, at(1), first_leader_at() - Duration::from_millis(1));
     let t = first_leader_at();
-    a.handle_timeout(t);
+    a.begin(CallKind::Tick, t);
     let get = a.poll_request(t).unwrap();
     a.handle_response(t, w.store.apply(&keys(), &get, w.store_now(t)));
     let put = a.poll_request(t).unwrap();
@@ -910,7 +941,7 @@ fn validity_counts_from_when_the_request_was_sent() {
     w.step(&mut a, at(0));
     w.run(&mut a, at(1), first_leader_at() - Duration::from_millis(1));
     let t = first_leader_at();
-    a.handle_timeout(t);
+    a.begin(CallKind::Tick, t);
     let get = a.poll_request(t).unwrap();
     a.handle_response(t, w.store.apply(&keys(), &get, w.store_now(t)));
     let put = a.poll_request(t + Duration::from_millis(100)).unwrap();
@@ -956,7 +987,11 @@ fn a_fatal_error_while_leading_steps_down_and_is_reported() {
     };
     w.faults
         .push_back(Fault::Answer(Outcome::Fatal(denied.clone())));
+    w.step_when_due(&mut a);
+    assert_eq!(w.take_error(), Some(denied));
+    // The next call that succeeds tells what happened.
     let events = w.step_when_due(&mut a);
+    assert_eq!(w.take_error(), None);
     assert!(events.iter().any(|e| matches!(
         e,
         Event::Demoted {
@@ -964,8 +999,6 @@ fn a_fatal_error_while_leading_steps_down_and_is_reported() {
             ..
         }
     )));
-    assert_eq!(a.take_error(), Some(denied));
-    assert_eq!(a.take_error(), None);
 }
 
 #[test]
@@ -1002,9 +1035,8 @@ fn resign_on_a_fresh_stateless_instance_releases_its_nodes_lease() {
     w.step(&mut stateless("a", at(0), 1), at(0));
     let t0 = w.elect(&mut stateless("a", ready, 2), ready);
     let mut a2 = stateless("a", t0, 3);
-    a2.resign(t0 + Duration::from_millis(100));
     // It knows nothing yet: it reads, sees its node's unreleased record, and releases it.
-    w.step(&mut a2, t0 + Duration::from_millis(100));
+    w.resign(&mut a2, t0 + Duration::from_millis(100));
     assert!(w.record().released);
     assert!(!a2.release_pending());
 }
@@ -1014,8 +1046,7 @@ fn resign_never_releases_another_process_that_shares_the_id() {
     let mut w = World::new();
     let t0 = w.elect(&mut elector("a"), at(0));
     let mut a2 = twin("a");
-    a2.resign(t0);
-    w.step(&mut a2, t0);
+    w.resign(&mut a2, t0);
     assert!(w.record().is_held());
 }
 
@@ -1217,11 +1248,8 @@ fn a_leader_whose_quorum_checks_keep_failing_stops_after_the_grace() {
     while t < from + 20_000 && stopped.is_none() {
         // Every LIST fails (heartbeats of the follower would still arrive: it is alive).
         let now = at(t);
-        leader.handle_timeout(now);
-        for _ in 0..MAX_REQUESTS_PER_TICK {
-            let Some(req) = leader.poll_request(now) else {
-                break;
-            };
+        leader.begin(CallKind::Tick, now);
+        while let Some(req) = leader.poll_request(now) {
             let outcome = match req {
                 Request::ListMembers { .. } => Outcome::Transient(Error::Store {
                     status: 503,
@@ -1373,8 +1401,7 @@ fn leave_removes_the_member_object_and_stops_heartbeats() {
     let mut a = quorum_elector("a", 2);
     w.step(&mut a, at(0));
     assert!(w.store.get_object("t/e/members/a").is_some());
-    a.leave(at(100));
-    w.step(&mut a, at(100));
+    w.leave(&mut a, at(100));
     assert!(w.store.get_object("t/e/members/a").is_none());
     let before = w.sent.len();
     run_pair(&mut w, &mut a, None, 200, 5000);
@@ -1395,23 +1422,25 @@ fn probing(node: &str) -> Elector {
 fn with_probe_store_an_honest_store_is_probed_once_then_elected_on() {
     let mut w = World::new();
     let mut a = probing("a");
-    // The probe takes six requests: more than one step's budget.
-    w.step(&mut a, at(0));
-    assert!(a.store_profile().is_none());
-    assert_eq!(a.poll_timeout(), at(0), "the next step is due at once");
+    // The probe takes six requests, on top of the tick's own budget: the first tick probes,
+    // then reads and writes the vacancy.
     w.step(&mut a, at(0));
     let profile = a.store_profile().expect("probed").clone();
     assert!(!profile.unquoted_etags);
     let probes = w
         .sent
         .iter()
-        .filter(|r| matches!(r, Request::PutProbe { .. } | Request::DeleteProbe))
+        .filter(|r| matches!(r, Request::PutProbe { .. } | Request::DeleteProbe { .. }))
         .count();
     assert_eq!(probes, 6, "{:?}", w.sent);
     assert!(
-        w.store.get_object("t/e/probe/a").is_none(),
+        w.store.keys().iter().all(|k| !k.contains("/probe/")),
         "scratch object removed"
     );
+    assert!(w
+        .store
+        .get_object(KEY)
+        .is_some_and(|o| LeaseRecord::decode(&o.body).unwrap().vacant));
     w.elect(&mut a, at(1));
     let before = w.sent.len();
     w.step_when_due(&mut a);
@@ -1428,27 +1457,27 @@ fn with_probe_store_a_store_that_ignores_conditions_is_never_written() {
     let mut refusals = 0;
     while now < at(10_000) {
         // This store applies every write, whatever its condition.
-        a.handle_timeout(now);
+        a.begin(CallKind::Tick, now);
         while let Some(req) = a.poll_request(now) {
             w.sent.push(req.clone());
             let outcome = match &req {
                 Request::PutProbe {
-                    missing_key, body, ..
-                } => {
-                    let key = if *missing_key {
-                        "t/e/probe/a-missing"
-                    } else {
-                        "t/e/probe/a"
-                    };
-                    Outcome::Written {
-                        etag: w.store.put_raw(key, body.clone(), 0),
-                    }
-                }
+                    scratch,
+                    missing_key,
+                    body,
+                    ..
+                } => Outcome::Written {
+                    etag: w.store.put_raw(
+                        &keys().probe_scratch(scratch, *missing_key),
+                        body.clone(),
+                        0,
+                    ),
+                },
                 other => w.store.apply(&keys(), other, 0),
             };
             a.handle_response(now, outcome);
         }
-        if let Some(e) = a.take_error() {
+        if let Err(e) = a.finish(now) {
             assert!(matches!(e, Error::ConditionalWritesUnsupported(_)), "{e:?}");
             refusals += 1;
         }
@@ -1490,8 +1519,7 @@ fn a_query_reads_once_and_never_writes_not_even_a_free_lease() {
     assert_eq!(w.sent.len(), sent);
 
     // Released: nobody leads, and the query does not take it.
-    a.resign(later);
-    w.step(&mut a, later);
+    w.resign(&mut a, later);
     assert_eq!(
         w.query(&mut elector("obs"), later + Duration::from_millis(100)),
         None
@@ -1520,15 +1548,15 @@ fn a_query_whose_read_fails_is_an_error_not_nobody() {
     let mut w = World::new();
     w.step(&mut elector("a"), at(0));
     let mut observer = elector("obs");
-    observer.query();
+    observer.begin(CallKind::Query, at(100));
     let read = observer.poll_request(at(100));
     assert!(matches!(read, Some(Request::Get { .. })), "{read:?}");
     observer.handle_response(
         at(100),
         Outcome::Transient(Error::Transport("timeout".into())),
     );
-    assert!(!observer.query_pending());
-    assert!(matches!(observer.take_error(), Some(Error::Transport(_))));
+    assert_eq!(observer.poll_request(at(100)), None, "one read per query");
+    assert!(matches!(observer.finish(at(100)), Err(Error::Transport(_))));
 }
 
 /// Regression (found by the simulator's seed 74111): a candidate paused half-way through a
@@ -1551,7 +1579,7 @@ fn a_quorum_check_interrupted_by_a_long_pause_is_not_trusted() {
     let mut listed = false;
     let mut now = t;
     for _ in 0..40 {
-        a.handle_timeout(now);
+        a.begin(CallKind::Tick, now);
         let Some(req) = a.poll_request(now) else {
             now = a.poll_timeout().max(now + Duration::from_millis(1));
             continue;
@@ -1574,4 +1602,173 @@ fn a_quorum_check_interrupted_by_a_long_pause_is_not_trusted() {
     }
     assert!(listed, "a listed the members");
     assert!(!w.record().is_held(), "nobody leads: bb is gone");
+}
+
+// ----- request rate --------------------------------------------------------------------------
+
+/// The most requests sent in any window of `periods` retry periods.
+fn busiest_window(w: &World, periods: u32) -> usize {
+    let window = timings().retry_period * periods;
+    w.sent_at
+        .iter()
+        .map(|&start| {
+            w.sent_at
+                .iter()
+                .filter(|&&t| t >= start && t < start + window)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// Issue 25: on a store that matches only bare ETags (Ceph RGW), an elector configured for
+/// quoted ones, with no probe, finds out from the first refused write and elects at once.
+#[test]
+fn a_store_matching_only_bare_etags_is_elected_on_without_a_probe() {
+    let mut w = World::new();
+    w.store.etag_matching = EtagMatching::BareOnly;
+    let mut a = elector("a");
+    let took = w.elect(&mut a, at(0));
+    assert!(
+        took <= first_leader_at() + timings().retry_period,
+        "led at {took:?}, vacancy over at {:?}",
+        first_leader_at()
+    );
+    // Renewals go out bare from then on, and succeed the first time.
+    let before = w.sent.len();
+    w.run(&mut a, took, took + LEASE * 4);
+    assert_eq!(role(&a, took + LEASE * 4), Role::Leader);
+    let renewals = w.sent[before..]
+        .iter()
+        .filter(|r| matches!(r, Request::Put { .. }))
+        .count();
+    assert_eq!(
+        renewals,
+        w.sent.len() - before,
+        "only renewals, no read-backs"
+    );
+    // A quoted start costs one refused write and its read-back, nothing more.
+    let refused = w.sent[..before]
+        .iter()
+        .filter(|r| matches!(r, Request::Put { mode: PutMode::Update(e), .. } if e.form() == EtagForm::Quoted))
+        .count();
+    assert_eq!(refused, 1, "{:?}", w.sent);
+}
+
+/// Issue 25: whatever a store answers, an elector that does not lead sends a few requests
+/// per retry period. Here every conditional update is refused (both ETag forms).
+#[test]
+fn a_store_refusing_every_update_costs_a_few_requests_per_retry_period() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0)); // the vacancy (a create) is written
+    let mut now = at(1);
+    let mut errors = Vec::new();
+    while now < at(60_000) {
+        // Reads are answered by the store, writes refused.
+        let due = a.poll_timeout().max(now);
+        a.begin(CallKind::Tick, due);
+        while let Some(req) = a.poll_request(due) {
+            w.sent.push(req.clone());
+            w.sent_at.push(due);
+            let outcome = if matches!(req, Request::Put { .. }) {
+                Outcome::PreconditionFailed
+            } else {
+                w.store.apply(&keys(), &req, w.store_now(due))
+            };
+            a.handle_response(due, outcome);
+        }
+        if let Ok(Reply::Status(s)) = a.finish(due) {
+            errors.extend(s.last_error);
+            assert_eq!(s.role, Role::Follower);
+        }
+        now = due + Duration::from_millis(1);
+    }
+    let periods = (at(60_000).saturating_since(at(1)).as_millis()
+        / timings().retry_period.as_millis()) as usize;
+    assert!(
+        w.sent.len() <= periods * 4,
+        "{} requests in {periods} retry periods",
+        w.sent.len()
+    );
+    assert!(busiest_window(&w, 5) <= 20, "{}", busiest_window(&w, 5));
+    assert!(
+        errors
+            .iter()
+            .any(|e| matches!(e, Error::ConditionalWritesUnsupported(why) if why.contains("quoted or bare"))),
+        "the refusal is reported: {errors:?}"
+    );
+}
+
+/// The same store with the old behaviour (mutation `busy-retry`): every tick spends its
+/// whole budget and asks for the next at once.
+#[test]
+fn with_busy_retry_a_refusing_store_is_hammered() {
+    let mut w = World::new();
+    w.store.etag_matching = EtagMatching::BareOnly;
+    let mut a = elector("a");
+    a.set_mutation(Some(Mutation::BusyRetry));
+    let end = first_leader_at() + timings().retry_period * 5;
+    let mut now = at(0);
+    let mut ticks = 0;
+    while now < end && ticks < 10_000 {
+        w.step(&mut a, now);
+        ticks += 1;
+        now = a.poll_timeout().max(now + Duration::from_micros(10));
+    }
+    assert_eq!(role(&a, now), Role::Follower, "never leads");
+    assert!(busiest_window(&w, 5) > 1000, "{}", busiest_window(&w, 5));
+}
+
+/// Issue 25: a stateless instance that leaves a write unsettled (here: 409 to every write)
+/// asks for its next invocation a retry period later, not at once.
+#[test]
+fn a_stateless_instance_that_leaves_a_write_unsettled_is_not_called_again_at_once() {
+    let mut w = World::new();
+    w.step(&mut elector("a"), at(0)); // a vacancy
+    let later = first_leader_at() + Duration::from_secs(3);
+    let mut b = stateless("bb", later, 1);
+    b.begin(CallKind::Tick, later);
+    let mut sent = 0;
+    while let Some(req) = b.poll_request(later) {
+        sent += 1;
+        let outcome = match req {
+            Request::Put { .. } => Outcome::Conflict,
+            other => w.store.apply(&keys(), &other, w.store_now(later)),
+        };
+        b.handle_response(later, outcome);
+    }
+    assert_eq!(sent, MAX_REQUESTS_PER_TICK);
+    let Ok(Reply::Status(status)) = b.finish(later) else {
+        panic!("a status")
+    };
+    assert!(
+        status.next_step_in >= timings().retry_period,
+        "{:?}",
+        status.next_step_in
+    );
+}
+
+/// A stateless instance with `probe-store` (a fresh probe on every call) probes and still
+/// has a full tick's budget for the election: it elects.
+#[test]
+fn a_stateless_instance_with_the_probe_elects() {
+    let mut w = World::new();
+    w.store.etag_matching = EtagMatching::BareOnly;
+    let fresh = |now: Instant, n: u64| {
+        let mut c = config("a");
+        c.stateless = true;
+        c.probe_store = true;
+        Elector::new(c, now, n)
+    };
+    let mut now = at(0);
+    for n in 0..100 {
+        let mut e = fresh(now, n);
+        w.step(&mut e, now);
+        if role(&e, now) == Role::Leader {
+            return;
+        }
+        now = now + e.status(now).next_step_in.max(Duration::from_millis(100));
+    }
+    panic!("never led: {:?}", w.sent.last());
 }

@@ -5,9 +5,11 @@
 //! Ceph radosgw), otherwise a local ministack started here with an IAM-created key, so every
 //! signature is verified. Each test works in its own bucket.
 //!
-//! The store's quirks (Ceph matches only unquoted ETags) come from the component's own
-//! conformance probe, run once here, exactly as a user's `probe-store: true` elector would:
-//! no test special-cases a store.
+//! Every test passes the settings a user would: `unquoted-etags` off and no probe, whatever
+//! the store (Ceph RGW matches only unquoted ETags, and the component finds that out from its
+//! answers). With `S3E_TEST_PROBED_SETTINGS=1` they pass what the component's conformance
+//! probe (run once here) found instead, as a user who probed first would. No test
+//! special-cases a store.
 #![allow(dead_code)]
 
 use host_test::api;
@@ -107,8 +109,20 @@ pub fn bucket(test: &str) -> String {
 
 pub fn s3_config(bucket: &str) -> api::S3Config {
     let mut c = env().store.s3_config(bucket);
-    c.unquoted_etags = env().profile.unquoted_etags;
+    c.unquoted_etags = unquoted_etags();
     c
+}
+
+/// The `unquoted-etags` setting the tests pass: a user's default (off), or with
+/// `S3E_TEST_PROBED_SETTINGS=1` what the probe found.
+pub fn unquoted_etags() -> bool {
+    probed_settings() && env().profile.unquoted_etags
+}
+
+/// Whether tests pass the probed settings (`S3E_TEST_PROBED_SETTINGS=1`) rather than a user's
+/// defaults.
+pub fn probed_settings() -> bool {
+    std::env::var("S3E_TEST_PROBED_SETTINGS").is_ok_and(|v| v == "1")
 }
 
 /// An election config with a short lease (all other timings derived from it).
@@ -319,7 +333,9 @@ pub fn host_test_node() -> Command {
         bin.display()
     );
     let mut cmd = Command::new(bin);
-    // Like the jco elector: learn the store's quirks (Ceph wants bare ETags) first.
-    cmd.args(["node", "--probe-store"]);
+    cmd.arg("node");
+    if probed_settings() {
+        cmd.arg("--probe-store");
+    }
     cmd
 }

@@ -275,6 +275,24 @@ pub(crate) fn test_observation(
     }
 }
 
+/// The most requests the calls of `node` reported within any `window_ms` of their answers
+/// (each call counted at its answer): what the request-rate bound is judged on from outside
+/// the elector (see `s3_election::core::RATE_WINDOW_RETRY_PERIODS`).
+pub fn busiest_window(history: &[Observation], node: &str, window_ms: u64) -> u32 {
+    let calls: Vec<&Observation> = history.iter().filter(|o| o.node == node).collect();
+    calls
+        .iter()
+        .map(|c| {
+            calls
+                .iter()
+                .filter(|o| o.at_ms >= c.at_ms && o.at_ms < c.at_ms + window_ms)
+                .map(|o| o.requests)
+                .sum()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

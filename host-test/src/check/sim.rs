@@ -13,23 +13,31 @@
 //! (stateful) or two replicas (stateless) sharing one node id; the lease object deleted while
 //! a leader runs; a store whose gateways stamp `Date` and `Last-Modified` with clocks up to
 //! the configured skew apart; member heartbeats lost so members flap around their TTL; member
-//! listings failing for one node at a time; hundreds of members with long metadata.
+//! listings failing for one node at a time; hundreds of members with long metadata. And what
+//! stores do: match only bare (Ceph RGW) or only quoted ETags in conditional headers while
+//! nodes start with either form (no probe, or the probe on some nodes).
 //!
 //! Invariants: (a) never two leaders at one instant of true time (processes that share a node
 //! id count as two), (b) one holder per term and terms only grow, (c) once faults stop a node
 //! leads within a bound, (d) no unconditional write reaches the store, (e) a foreign object is
 //! never overwritten, (f) once faults stop the leader is stable: a normal store answer (such
 //! as 409) never demotes it, (g) nobody leads below the quorum for longer than the grace,
-//! (h) every lease record written is one a reader accepts.
+//! (h) every lease record written is one a reader accepts, (i) a release never cuts short a
+//! promised window, (j) a leader's quorum was checked within the grace, (k) one claim wins
+//! each slot and the stored slot never goes back, (l) no node sends more requests in a window
+//! of retry periods than the core's rate bound (`core::RATE_WINDOW_RETRY_PERIODS`), idle
+//! calls included.
 
 use crate::check::history::{self, Observation};
 use s3_election::config::QuorumConfig;
 use s3_election::config::{ElectionConfig, Keys, Timings};
-use s3_election::core::MAX_REQUESTS_PER_TICK;
-use s3_election::core::{Elector, Event, Role, Status};
-use s3_election::memstore::MemStore;
+use s3_election::core::{
+    counts_towards_rate, CallKind, Elector, Event, Reply, Role, Status,
+    MAX_REQUESTS_PER_RATE_WINDOW, RATE_WINDOW_RETRY_PERIODS,
+};
+use s3_election::memstore::{EtagMatching, MemStore};
 use s3_election::mutation::Mutation;
-use s3_election::protocol::{Outcome, PutMode, Request};
+use s3_election::protocol::{EtagForm, Outcome, PutMode, Request};
 use s3_election::record::LeaseRecord;
 use s3_election::time::Instant;
 use s3_election::Error;
@@ -120,6 +128,13 @@ pub struct Profile {
     pub list_outages: Vec<(usize, u64, u64)>,
     /// Members that are not simulated nodes but heartbeat with 4 KiB of metadata each.
     pub phantom_members: usize,
+    /// Which ETag forms the store matches in conditional headers (Ceph RGW: bare only). It
+    /// is how the store is, so it stays after healing.
+    pub etag_matching: EtagMatching,
+    /// Each node's configured ETag form (`unquoted-etags`), right or wrong for the store.
+    pub bare_etags: Vec<bool>,
+    /// Nodes that run the store probe first (`probe-store`).
+    pub probing: Vec<bool>,
     /// Faults happen before this; then only the normal store behaviour.
     pub heal_ms: u64,
     pub end_ms: u64,
@@ -228,6 +243,16 @@ impl Profile {
         // Twenty members with 4 KiB of metadata each would make a lease record larger than a
         // reader accepts, were the published members not bounded.
         let phantom_members = if quorum > 1 && r.chance(0.1) { 20 } else { 0 };
+        // Classes added later draw from a generator of their own, so that the seeds above
+        // keep the profiles they had.
+        let mut r2 = Rng::new(seed ^ 0x0E7A_6F0E_7A6F_0E7A);
+        let etag_matching = match r2.range(0, 9) {
+            0..=2 => EtagMatching::BareOnly,
+            3 => EtagMatching::QuotedOnly,
+            _ => EtagMatching::Both,
+        };
+        let bare_etags = (0..nodes).map(|_| r2.chance(0.3)).collect();
+        let probing = (0..nodes).map(|_| r2.chance(0.15)).collect();
         let mut p = Profile {
             seed,
             mutation,
@@ -253,6 +278,9 @@ impl Profile {
             heartbeat_loss,
             list_outages,
             phantom_members,
+            etag_matching,
+            bare_etags,
+            probing,
             heal_ms,
             end_ms: 0,
         };
@@ -375,6 +403,14 @@ pub enum SimViolation {
         node: String,
         below_since_ms: u64,
     },
+    /// (l) A node sent more requests in a window of retry periods than the rate bound
+    /// allows (`core::RATE_WINDOW_RETRY_PERIODS`): a busy loop.
+    RequestRateExceeded {
+        at_ms: u64,
+        node: String,
+        requests: usize,
+        window_ms: u64,
+    },
 }
 
 impl fmt::Display for SimViolation {
@@ -416,6 +452,10 @@ impl fmt::Display for SimViolation {
                 "stability: after faults stopped, leadership went from {} (term {}) to {} (term {}) at {at_ms} ms",
                 before.0, before.1, after.0, after.1
             ),
+            SimViolation::RequestRateExceeded { at_ms, node, requests, window_ms } => write!(
+                f,
+                "request rate: {node} sent {requests} requests in the {window_ms} ms up to {at_ms} ms (at most {MAX_REQUESTS_PER_RATE_WINDOW})"
+            ),
         }
     }
 }
@@ -436,7 +476,8 @@ impl SimViolation {
             | SimViolation::ReleasedInsidePromise { at_ms, .. }
             | SimViolation::LedWithQuorumUnchecked { at_ms, .. }
             | SimViolation::UnstableLeader { at_ms, .. }
-            | SimViolation::LedWithoutQuorum { at_ms, .. } => *at_ms,
+            | SimViolation::LedWithoutQuorum { at_ms, .. }
+            | SimViolation::RequestRateExceeded { at_ms, .. } => *at_ms,
         }
     }
 }
@@ -477,7 +518,7 @@ impl Run {
         let mutation = self
             .profile
             .mutation
-            .map(|m| format!(" --mutation {}", mutation_name(m)))
+            .map(|m| format!(" --mutation {}", m.name()))
             .unwrap_or_default();
         format!(
             "VIOLATION (seed {seed}): {v}\nreplay: cargo run -p host-test -- sim --seed {seed}{mutation}\n\
@@ -489,21 +530,33 @@ impl Run {
     }
 }
 
-/// One observation on one line.
-/// What a caller of `elector` sees now, as an observation at `at_ms` of true time: `status`,
-/// its validity already converted to true time (`valid_ms`), and the error and events the
-/// elector has queued since the last one (drained). Shared with the model checker.
+/// What a caller of an elector sees at `at_ms` of true time, as an observation: the status
+/// a call returned (with its events) or a status read between calls (`status`, no events),
+/// or the error a call returned (then it does not lead). `valid_ms` is the status's validity
+/// already converted to true time. Shared with the model checker.
 pub fn observation(
-    elector: &mut Elector,
-    status: Status,
+    seen: Result<&Status, &Error>,
     node: String,
     at_ms: u64,
     valid_ms: u64,
 ) -> Observation {
-    let error = elector.take_error().map(|e| e.to_string());
-    let events: Vec<String> = std::iter::from_fn(|| elector.poll_event())
-        .map(|e| event_text(&e))
-        .collect();
+    let Ok(status) = seen else {
+        return Observation {
+            unix_ms: at_ms,
+            at_ms,
+            node,
+            role: "follower",
+            term: None,
+            leader: None,
+            valid_ms: 0,
+            events: Vec::new(),
+            error: seen.err().map(|e| e.to_string()),
+            last_error: None,
+            requests: 0,
+            members: Vec::new(),
+            problems: Vec::new(),
+        };
+    };
     Observation {
         unix_ms: at_ms,
         at_ms,
@@ -516,12 +569,12 @@ pub fn observation(
         term: status
             .fencing_token
             .or(status.leader.as_ref().map(|l| l.term)),
-        leader: status.leader.map(|l| l.node_id),
+        leader: status.leader.as_ref().map(|l| l.node_id.clone()),
         valid_ms,
-        events,
-        error,
-        last_error: status.last_error.map(|e| e.to_string()),
-        requests: 0,
+        events: status.events.iter().map(event_text).collect(),
+        error: None,
+        last_error: status.last_error.as_ref().map(|e| e.to_string()),
+        requests: status.requests,
         members: Vec::new(),
         problems: status.problems.iter().map(|p| format!("{p:?}")).collect(),
     }
@@ -543,47 +596,6 @@ pub fn describe(o: &Observation) -> String {
             .unwrap_or_default()
     )
 }
-
-pub fn mutation_name(m: Mutation) -> &'static str {
-    match m {
-        Mutation::UnconditionalRenewal => "unconditional-renewal",
-        Mutation::NoDriftMargin => "no-drift-margin",
-        Mutation::TakeoverByRecordTimestamp => "record-timestamp",
-        Mutation::ConflictAsLost => "conflict-as-lost",
-        Mutation::IgnoreQuorum => "ignore-quorum",
-        Mutation::TrustNodeId => "trust-node-id",
-        Mutation::CreateLeaseOnMissing => "create-lease-on-missing",
-        Mutation::ReleaseAtQuorumLoss => "release-at-quorum-loss",
-        Mutation::IgnoreFailedQuorumChecks => "ignore-failed-quorum-checks",
-        Mutation::NoStoreClockSkewMargin => "no-store-clock-skew-margin",
-        Mutation::UnboundedMembers => "unbounded-members",
-        Mutation::TimeFromAnswer => "time-from-answer",
-        Mutation::SlotWonByNodeId => "slot-won-by-node-id",
-    }
-}
-
-pub fn parse_mutation(name: &str) -> Option<Mutation> {
-    ALL_MUTATIONS
-        .iter()
-        .copied()
-        .find(|m| mutation_name(*m) == name)
-}
-
-pub const ALL_MUTATIONS: [Mutation; 13] = [
-    Mutation::UnconditionalRenewal,
-    Mutation::NoDriftMargin,
-    Mutation::TakeoverByRecordTimestamp,
-    Mutation::ConflictAsLost,
-    Mutation::IgnoreQuorum,
-    Mutation::TrustNodeId,
-    Mutation::CreateLeaseOnMissing,
-    Mutation::ReleaseAtQuorumLoss,
-    Mutation::IgnoreFailedQuorumChecks,
-    Mutation::NoStoreClockSkewMargin,
-    Mutation::UnboundedMembers,
-    Mutation::TimeFromAnswer,
-    Mutation::SlotWonByNodeId,
-];
 
 /// (d), (e), (h), (i) for one write of the lease that the store applied at `at_ms`, by the
 /// process labelled `node` whose last recorded observation is `last`: it was conditional, did
@@ -630,6 +642,30 @@ pub fn judge_lease_write(
         }
         Ok(_) => None,
     }
+}
+
+/// (l) The request-rate bound for the requests one process sent at `sent_us` (true time,
+/// ascending), with retry period `retry`: no window of `RATE_WINDOW_RETRY_PERIODS` retry
+/// periods holds more than `MAX_REQUESTS_PER_RATE_WINDOW` of them. Shared by the simulator,
+/// the model checker and the hostile-store tests.
+pub fn judge_request_rate(node: &str, sent_us: &[u64], retry: Duration) -> Option<SimViolation> {
+    let window_us = (retry * RATE_WINDOW_RETRY_PERIODS).as_micros() as u64;
+    let mut start = 0;
+    for (end, &t) in sent_us.iter().enumerate() {
+        while sent_us[start] + window_us <= t {
+            start += 1;
+        }
+        let requests = end + 1 - start;
+        if requests > MAX_REQUESTS_PER_RATE_WINDOW {
+            return Some(SimViolation::RequestRateExceeded {
+                at_ms: t / 1000,
+                node: node.to_string(),
+                requests,
+                window_ms: window_us / 1000,
+            });
+        }
+    }
+    None
 }
 
 /// (k) for one slot once its claims are over: at most one winner, and the slot stored (if
@@ -738,7 +774,6 @@ struct Node {
     generation: u64,
     paused_until_us: u64,
     in_flight: Option<u64>,
-    requests_this_tick: usize,
     seed_counter: u64,
 }
 
@@ -761,6 +796,8 @@ struct Sim {
     heartbeats: BTreeMap<String, Vec<u64>>,
     /// True times (ms) of each node's member listings the store answered.
     listings: Vec<Vec<u64>>,
+    /// True times (us) of each node's requests that count towards the rate bound.
+    sent_us: Vec<Vec<u64>>,
     requests: HashMap<u64, InFlight>,
     next_request: u64,
     history: Vec<Observation>,
@@ -820,7 +857,7 @@ pub fn run_slots(seed: u64, mutation: Option<Mutation>) -> Option<SimViolation> 
             .collect();
         loop {
             let ready: Vec<usize> = (0..workers)
-                .filter(|&i| claims[i].1 > 0 && claims[i].0.poll_request().is_some())
+                .filter(|&i| claims[i].1 > 0 && claims[i].0.wants_to_send())
                 .collect();
             let Some(&i) = ready.get(r.range(0, ready.len().max(1) as u64 - 1) as usize) else {
                 break;
@@ -881,7 +918,6 @@ impl Sim {
                 generation: 0,
                 paused_until_us: 0,
                 in_flight: None,
-                requests_this_tick: 0,
                 seed_counter: 0,
             })
             .collect();
@@ -892,10 +928,12 @@ impl Sim {
             queue: BinaryHeap::new(),
             nodes,
             // Small pages exercise pagination.
-            store: MemStore::with_page_size(if p.phantom_members > 0 { 8 } else { 2 }),
+            store: MemStore::with_page_size(if p.phantom_members > 0 { 8 } else { 2 })
+                .matching(p.etag_matching),
             keys: (0..p.nodes).map(|i| sim_config(&p, i).keys()).collect(),
             heartbeats: BTreeMap::new(),
             listings: vec![Vec::new(); p.nodes],
+            sent_us: vec![Vec::new(); p.nodes],
             requests: HashMap::new(),
             next_request: 0,
             history: Vec::new(),
@@ -1122,46 +1160,65 @@ impl Sim {
             let e = self.fresh_elector(node);
             self.nodes[node].elector = Some(e);
         }
-        self.nodes[node].requests_this_tick = 0;
         self.set_wall_clock(node);
         let local = self.local(node);
         let n = &mut self.nodes[node];
         let resigning = n.stopping && !n.resign_sent;
-        if resigning {
-            n.resign_sent = true;
-            if let Some(e) = n.elector.as_mut() {
-                e.resign(local);
-            }
+        n.resign_sent |= resigning;
+        let kind = if resigning {
+            CallKind::Resign
+        } else {
+            CallKind::Tick
+        };
+        if let Some(e) = n.elector.as_mut() {
+            e.begin(kind, local);
         }
         // The caller stops acting as leader when it calls resign, not when resign returns.
-        // Otherwise it learns only what a call returns: the status at the end of the step
+        // Otherwise it learns only what a call returns: the status at the end of the call
         // (it may act on the last answer's promise until then).
         if resigning {
-            self.record(node);
+            self.record_status(node);
         }
         self.continue_tick(node);
     }
 
-    /// Send the next request of this step, or end the step.
+    /// Send the next request of this call, or end the call.
     fn continue_tick(&mut self, node: usize) {
         let local = self.local(node);
         let n = &mut self.nodes[node];
         let Some(e) = n.elector.as_mut() else { return };
-        if n.requests_this_tick < MAX_REQUESTS_PER_TICK {
-            if let Some(request) = e.poll_request(local) {
-                n.requests_this_tick += 1;
-                self.send(node, request);
-                return;
+        if let Some(request) = e.poll_request(local) {
+            self.send(node, request);
+            return;
+        }
+        // The call is over: the caller sees its answer, and calls again when it says.
+        let reply = e.finish(local);
+        let next = match &reply {
+            Ok(Reply::Status(status)) => status.next_step_in,
+            _ => e.status(local).next_step_in,
+        };
+        if matches!(&reply, Ok(Reply::Status(s)) if s.requests == 0) {
+            // A call that sent nothing counts towards the rate bound too: a caller told to
+            // call again at once, for nothing, is in a busy loop as well.
+            self.sent_us[node].push(self.now_us);
+            if std::env::var_os("SIM_TRACE").is_some() {
+                eprintln!(
+                    "{:>9} us {} an idle call, next in {next:?}",
+                    self.now_us, self.nodes[node].id
+                );
+                if next.is_zero() && std::env::var_os("SIM_DUMP").is_some() {
+                    eprintln!("{:#?}", self.nodes[node].elector);
+                    std::process::exit(3);
+                }
             }
         }
-        // The step is over: the caller sees this answer.
-        self.record(node);
+        self.record(node, reply);
         let n = &self.nodes[node];
         if n.stopping && n.resign_sent {
             self.stop(node);
             return;
         }
-        let due = n.elector.as_ref().map(|e| e.poll_timeout());
+        let due = n.elector.as_ref().map(|_| local + next);
         if n.stateless {
             self.nodes[node].elector = None;
         }
@@ -1172,6 +1229,9 @@ impl Sim {
     }
 
     fn send(&mut self, node: usize, request: Request) {
+        if counts_towards_rate(&request) {
+            self.sent_us[node].push(self.now_us);
+        }
         if std::env::var_os("SIM_TRACE").is_some() {
             // Every request as sent, for debugging a replayed seed.
             let what = match &request {
@@ -1297,7 +1357,7 @@ impl Sim {
             e.handle_response(local, outcome);
         }
         if !self.nodes[node].stateless {
-            self.record(node);
+            self.record_status(node);
         }
         self.continue_tick(node);
     }
@@ -1356,20 +1416,36 @@ impl Sim {
         }
     }
 
-    fn record(&mut self, node: usize) {
+    /// What the caller could read between calls (`status`): recorded after every answer,
+    /// stricter than waiting for the call's end.
+    fn record_status(&mut self, node: usize) {
         let local = self.local(node);
-        let at_ms = self.now_us / 1000;
-        let n = &mut self.nodes[node];
-        let Some(e) = n.elector.as_mut() else { return };
-        let status = e.status(local);
-        // Validity in true time, rounded up, from the floor of the true instant: conservative.
-        let valid_true_us = (status.valid_for.as_nanos() as f64 / 1000.0 / n.rate).ceil() as u64;
-        let valid_ms = if status.role == Role::Leader {
-            (self.now_us % 1000 + valid_true_us).div_ceil(1000)
-        } else {
-            0
+        let Some(e) = self.nodes[node].elector.as_ref() else {
+            return;
         };
-        let o = observation(e, status, n.id.clone(), at_ms, valid_ms);
+        let status = e.status(local);
+        self.record(node, Ok(Reply::Status(status)));
+    }
+
+    /// What a call returned (or a status), as the history's observation.
+    fn record(&mut self, node: usize, seen: Result<Reply, Error>) {
+        let at_ms = self.now_us / 1000;
+        let n = &self.nodes[node];
+        let status = match &seen {
+            Ok(Reply::Status(status)) => Ok(status),
+            Ok(Reply::Leader(_)) => return,
+            Err(e) => Err(e),
+        };
+        // Validity in true time, rounded up, from the floor of the true instant: conservative.
+        let valid_ms = match status {
+            Ok(status) if status.role == Role::Leader => {
+                let valid_true_us =
+                    (status.valid_for.as_nanos() as f64 / 1000.0 / n.rate).ceil() as u64;
+                (self.now_us % 1000 + valid_true_us).div_ceil(1000)
+            }
+            _ => 0,
+        };
+        let o = observation(status, n.id.clone(), at_ms, valid_ms);
         self.history.push(o);
     }
 
@@ -1378,6 +1454,12 @@ impl Sim {
     fn judge(&self) -> Option<SimViolation> {
         if let Err(v) = history::check(&self.history) {
             return Some(SimViolation::History(v));
+        }
+        for (node, sent) in self.sent_us.iter().enumerate() {
+            let retry = sim_config(&self.p, node).timings.retry_period;
+            if let Some(v) = judge_request_rate(&self.nodes[node].id, sent, retry) {
+                return Some(v);
+            }
         }
         if let Some(v) = self.judge_quorum() {
             return Some(v);
@@ -1528,8 +1610,9 @@ pub fn sim_config(p: &Profile, node: usize) -> ElectionConfig {
         timings: Profile::timings(),
         metadata: String::new(),
         stateless: p.stateless[node],
-        probe_store: false,
+        probe_store: p.probing[node],
         quorum: p.quorum_config(),
+        etag_form: EtagForm::from_unquoted(p.bare_etags[node]),
     }
 }
 

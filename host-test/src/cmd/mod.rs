@@ -168,10 +168,10 @@ pub fn duration(value: &str) -> Result<Duration, String> {
 
 /// A mutation by its name (`--mutation` of `sim` and `model-check`).
 pub fn sim_mutation(name: &str) -> Result<s3_election::mutation::Mutation, String> {
-    crate::check::sim::parse_mutation(name).ok_or_else(|| {
-        let names: Vec<&str> = crate::check::sim::ALL_MUTATIONS
+    s3_election::mutation::Mutation::parse(name).ok_or_else(|| {
+        let names: Vec<&str> = s3_election::mutation::Mutation::ALL
             .iter()
-            .map(|m| crate::check::sim::mutation_name(*m))
+            .map(|m| m.name())
             .collect();
         format!("unknown mutation `{name}` (one of: {})", names.join(", "))
     })

@@ -3,7 +3,6 @@
 
 use super::sim_mutation;
 use crate::check::model::replay::{self, Config, Schedule};
-use crate::check::sim;
 use anyhow::{bail, Result};
 use clap::Args;
 use s3_election::mutation::Mutation;
@@ -70,7 +69,7 @@ fn chosen(args: &ModelCheckArgs) -> Result<Vec<Config>> {
 }
 
 fn file_for(out: &Path, config: &str, mutation: Option<Mutation>) -> PathBuf {
-    let m = mutation.map_or("core".to_string(), |m| sim::mutation_name(m).to_string());
+    let m = mutation.map_or("core".to_string(), |m| m.name().to_string());
     out.join(format!("{config}-{m}.json"))
 }
 
@@ -83,7 +82,7 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
     if args.mutations {
         println!("model-check, {bounds}: every mutation must be caught");
         let mut survived = Vec::new();
-        for m in sim::ALL_MUTATIONS {
+        for m in s3_election::mutation::Mutation::ALL {
             let config = replay::config_for(m, args.ci);
             let (summary, schedule) = replay::check(&config, Some(m), args.max_states);
             println!("{summary}");
@@ -92,7 +91,7 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
                     let path = file_for(&out, config.name(), Some(m));
                     s.save(&path)?;
                 }
-                None => survived.push(sim::mutation_name(m)),
+                None => survived.push(m.name()),
             }
         }
         if !survived.is_empty() {
@@ -112,7 +111,7 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
     println!(
         "model-check, {bounds}{}",
         args.mutation
-            .map(|m| format!(", mutation {}", sim::mutation_name(m)))
+            .map(|m| format!(", mutation {}", m.name()))
             .unwrap_or_default()
     );
     if let Some(init) = args.walk {
@@ -141,7 +140,7 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
         }
         (None, false) => bail!("violations in: {}", failed.join(", ")),
         (Some(_), false) => Ok(()),
-        (Some(m), true) => bail!("mutation {} was not caught", sim::mutation_name(m)),
+        (Some(m), true) => bail!("mutation {} was not caught", m.name()),
     }
 }
 

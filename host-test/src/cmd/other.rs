@@ -275,7 +275,7 @@ pub fn sim(args: SimArgs) -> Result<()> {
         "simulating seeds {start}..{} on {threads} threads{} ...",
         start + count,
         mutation
-            .map(|m| format!(" with mutation {}", sim::mutation_name(m)))
+            .map(|m| format!(" with mutation {}", m.name()))
             .unwrap_or_default()
     );
     // In blocks, to show progress on long campaigns.

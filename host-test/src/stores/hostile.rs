@@ -92,6 +92,9 @@ pub struct Seen {
     pub lists: AtomicU64,
     pub deletes: AtomicU64,
     pub other: AtomicU64,
+    /// Every request that counts towards an elector's request-rate bound (reads and writes
+    /// of a lease, writes and deletes of a member object), by key, with when it came.
+    pub rated: std::sync::Mutex<Vec<(std::time::Instant, String)>>,
 }
 
 impl Seen {
@@ -221,6 +224,16 @@ async fn connection(mut stream: TcpStream, server: Arc<Server>) {
         Kind::Other => &server.seen.other,
     };
     counter.fetch_add(1, Ordering::Relaxed);
+    if matches!(
+        kind,
+        Kind::LeaseRead | Kind::LeaseWrite | Kind::MemberWrite | Kind::Delete
+    ) && !request.key.contains("/probe/")
+        && !request.key.ends_with("/slot")
+    {
+        if let Ok(mut rated) = server.seen.rated.lock() {
+            rated.push((std::time::Instant::now(), request.key.clone()));
+        }
+    }
     let behaviour = match server.behaviour {
         Behaviour::Mixed(seed) => pick(seed, n, &Behaviour::ALL),
         Behaviour::MixedBounded(seed) => {

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 use s3_election::config::Keys;
-use s3_election::memstore::MemStore;
+use s3_election::memstore::{EtagMatching, MemStore};
 use s3_election::protocol::{ETag, Outcome, PutMode, Request};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -51,6 +51,14 @@ impl InProcessS3 {
         InProcessS3::default()
     }
 
+    /// A store that matches ETags in conditional headers only in `matching`'s forms (Ceph
+    /// RGW: [`EtagMatching::BareOnly`]).
+    pub fn matching_etags(matching: EtagMatching) -> InProcessS3 {
+        let s = InProcessS3::default();
+        s.store.lock().unwrap().etag_matching = matching;
+        s
+    }
+
     /// A store that accepts every conditional write as if it were unconditional.
     pub fn ignoring_conditions() -> InProcessS3 {
         InProcessS3 {
@@ -87,17 +95,17 @@ impl InProcessS3 {
                 etag: store.put_raw(&keys.slot, body.clone(), now_ms),
             },
             Request::PutProbe {
-                missing_key, body, ..
-            } if self.ignore_conditions => {
-                let key = if *missing_key {
-                    format!("{}-missing", keys.probe)
-                } else {
-                    keys.probe.clone()
-                };
-                Outcome::Written {
-                    etag: store.put_raw(&key, body.clone(), now_ms),
-                }
-            }
+                scratch,
+                missing_key,
+                body,
+                ..
+            } if self.ignore_conditions => Outcome::Written {
+                etag: store.put_raw(
+                    &keys.probe_scratch(scratch, *missing_key),
+                    body.clone(),
+                    now_ms,
+                ),
+            },
             _ => store.apply(&keys, &request, now_ms),
         };
         drop(store);
@@ -187,17 +195,15 @@ fn parse(
     }
     let mode = || match (header("if-none-match"), header("if-match")) {
         (Some(_), _) => Some(PutMode::Create),
-        (None, Some(etag)) => Some(PutMode::Update(ETag(format!(
-            "\"{}\"",
-            etag.trim_matches('"')
-        )))),
+        // As sent: the store's `etag_matching` decides which forms match.
+        (None, Some(etag)) => Some(PutMode::Update(ETag(etag.to_string()))),
         (None, None) => None,
     };
     let body = body.to_vec();
     if let Some(base) = key.strip_suffix("/lease") {
         let request = match *method {
             http::Method::GET => Request::Get {
-                if_none_match: header("if-none-match").map(ETag),
+                if_none_match: header("if-none-match").map(|e| ETag(e.to_string())),
             },
             http::Method::PUT => Request::Put {
                 mode: mode()?,
@@ -218,18 +224,22 @@ fn parse(
         };
         return Some((keys(base, ""), request));
     }
-    if let Some((base, node)) = key.split_once("/probe/") {
-        let (node, missing_key) = match node.strip_suffix("-missing") {
+    if let Some((base, name)) = key.split_once("/probe/") {
+        // `<node>-<scratch>[-missing]`; the scratch name has no `-`.
+        let (name, missing_key) = match name.strip_suffix("-missing") {
             Some(n) => (n, true),
-            None => (node, false),
+            None => (name, false),
         };
+        let (node, scratch) = name.rsplit_once('-')?;
+        let scratch = scratch.to_string();
         let request = match *method {
             http::Method::PUT => Request::PutProbe {
+                scratch,
                 missing_key,
                 mode: mode()?,
                 body,
             },
-            http::Method::DELETE => Request::DeleteProbe,
+            http::Method::DELETE => Request::DeleteProbe { scratch },
             _ => return None,
         };
         return Some((keys(base, node), request));

@@ -118,7 +118,6 @@ impl Store {
         Ok(())
     }
 
-    /// GET an object's body; `None` if it does not exist.
     /// Delete an object (what an operator's `aws s3 rm` does).
     pub fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
         let r = self.send(
@@ -134,6 +133,35 @@ impl Store {
         }
     }
 
+    /// The keys under `prefix` (the first page of a ListObjectsV2: up to 1000).
+    pub fn list_keys(&self, bucket: &str, prefix: &str) -> Result<Vec<String>> {
+        let encoded: String = prefix
+            .bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect();
+        let url = format!(
+            "{}?list-type=2&prefix={encoded}",
+            self.object_url(bucket, "")
+        );
+        let r = self.send("GET", &url, &[], b"", "s3")?;
+        if r.status != 200 {
+            bail!("LIST {prefix}: {} {}", r.status, r.body_text());
+        }
+        let text = r.body_text();
+        Ok(text
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|s| s.split_once("</Key>").map(|(k, _)| k.to_string()))
+            .collect())
+    }
+
+    /// GET an object's body; `None` if it does not exist.
     pub fn get_object(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>> {
         let r = self.send("GET", &self.object_url(bucket, key), &[], b"", "s3")?;
         match r.status {

@@ -1,15 +1,19 @@
-//! The election core driven by arbitrary store answers: whatever a store (or something posing
-//! as one) sends, in any order, at any time, the elector never panics, never writes the lease
-//! without a condition, never promises more than a lease, never leads without a fencing
-//! token, and its terms only grow (a stateless one may resume its node's term).
+//! The election core's calls driven by arbitrary store answers: whatever a store (or something
+//! posing as one) sends, in any order, at any time, the elector never panics, never writes the
+//! lease without a condition, never promises more than a lease, never leads without a fencing
+//! token, its terms only grow (a stateless one may resume its node's term), and, called when
+//! it asks, it keeps to the request-rate bound.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use s3_election::config::{ElectionConfig, Timings};
-use s3_election::core::{Elector, Event, Role, MAX_REQUESTS_PER_TICK};
+use s3_election::core::{
+    counts_towards_rate, CallKind, Elector, Event, Reply, Role, MAX_REQUESTS_PER_RATE_WINDOW,
+    RATE_WINDOW_RETRY_PERIODS,
+};
 use s3_election::config::QuorumConfig;
-use s3_election::protocol::{ETag, ListEntry, Outcome, PutMode, Request};
+use s3_election::protocol::{ETag, EtagForm, ListEntry, Outcome, PutMode, Request};
 use s3_election::record::{LeaseRecord, FORMAT};
 use s3_election::time::Instant;
 use s3_election::Error;
@@ -70,6 +74,7 @@ struct Step {
 #[derive(Arbitrary, Debug)]
 struct Run {
     stateless: bool,
+    bare_etags: bool,
     quorum: bool,
     probe: bool,
     seed: u64,
@@ -158,39 +163,60 @@ fuzz_target!(|run: Run| {
         stateless: run.stateless,
         probe_store: run.probe,
         quorum,
+        etag_form: EtagForm::from_unquoted(run.bare_etags),
     };
+    let retry = config.timings.retry_period;
     let mut e = Elector::new(config, Instant::from_nanos(0), run.seed);
     let mut now = Instant::from_nanos(1_000_000_000);
+    let mut next_call = now;
     let mut last_body = Vec::new();
     let mut highest_elected = 0;
+    // Send times of the requests that count towards the rate bound (ticks only: a resign is
+    // the caller's own call, at its own time).
+    let mut counted: Vec<Instant> = Vec::new();
     for step in run.steps.into_iter().take(64) {
-        now = now + Duration::from_millis(u64::from(step.advance_ms));
-        if step.resign {
-            e.resign(now);
-        }
-        e.handle_timeout(now);
+        // The caller calls when the elector asked, or later; never earlier.
+        now = (now + Duration::from_millis(u64::from(step.advance_ms))).max(next_call);
+        let kind = if step.resign {
+            CallKind::Resign
+        } else {
+            CallKind::Tick
+        };
+        e.begin(kind, now);
         let mut answers = step.answers.into_iter();
-        for _ in 0..MAX_REQUESTS_PER_TICK {
-            let Some(request) = e.poll_request(now) else {
-                break;
-            };
+        while let Some(request) = e.poll_request(now) {
             if let Request::Put { mode, body } = &request {
                 // Every lease write carries a condition, and is a record a reader accepts.
                 assert!(matches!(mode, PutMode::Create | PutMode::Update(_)));
                 assert!(LeaseRecord::decode(body).is_ok(), "wrote a record readers refuse");
                 last_body = body.clone();
             }
-            let Some(answer) = answers.next() else {
-                break;
+            if kind == CallKind::Tick && counts_towards_rate(&request) {
+                counted.push(now);
+            }
+            // No answer left: the request timed out.
+            let outcome = match answers.next() {
+                Some(answer) => outcome(answer, &last_body, "me"),
+                None => Outcome::Transient(Error::Transport("timeout".into())),
             };
-            e.handle_response(now, outcome(answer, &last_body, "me"));
+            e.handle_response(now, outcome);
         }
-        let status = e.status(now);
+        let status = match e.finish(now) {
+            Ok(Reply::Status(status)) => status,
+            Ok(Reply::Leader(_)) => unreachable!("a tick or resign answers with a status"),
+            // An error: the caller is not leader; it asks `status` when to call again.
+            Err(_) => {
+                let status = e.status(now);
+                assert_eq!(status.role, Role::Follower, "an error while leading");
+                next_call = now + status.next_step_in;
+                continue;
+            }
+        };
         assert!(status.valid_for <= lease, "promised more than a lease");
         if status.role == Role::Leader {
             assert!(status.fencing_token.is_some(), "a leader without a fencing token");
         }
-        while let Some(event) = e.poll_event() {
+        for event in status.events {
             if let Event::Elected { term } = event {
                 // A stateful elector starts every leadership with a new term. A stateless one
                 // may resume its node's term (that is what stateless mode is), never a lower one.
@@ -202,6 +228,14 @@ fuzz_target!(|run: Run| {
                 highest_elected = term;
             }
         }
-        let _ = e.take_error();
+        next_call = now + status.next_step_in;
+        // The request-rate bound, whatever the answers were (a stateless elector's calls are
+        // one elector here, which only makes the bound stricter).
+        let window = retry * RATE_WINDOW_RETRY_PERIODS;
+        let recent = counted.iter().filter(|&&t| t + window > now).count();
+        assert!(
+            recent <= MAX_REQUESTS_PER_RATE_WINDOW,
+            "{recent} requests in the last {window:?}"
+        );
     }
 });

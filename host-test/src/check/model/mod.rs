@@ -64,6 +64,7 @@
 //! | `quorum` | 2 nodes with a quorum of 2, 250 ms steps to 5.5 s (full: 8 s); one fault: a crash, a clean shutdown that leaves (resign and delete the member object), a lost request or answer, or member listings failing until the heal | ignore-quorum, release-at-quorum-loss, ignore-failed-quorum-checks |
 //! | `stateless` | 2 stateless nodes, every answer stamped by one of two gateways the store clock skew apart; a clean shutdown (a fresh instance's resign) among the faults | no-store-clock-skew-margin |
 //! | `members` | quorum 2 and 20 members with 4 KiB of metadata each | unbounded-members |
+//! | `ceph` | 2 nodes configured with quoted ETags on a store that matches only bare ones (Ceph RGW without the probe); one fault; liveness (c) and the request rate (l) are judged | busy-retry |
 //! | `slots` | 3 workers (2 sharing a node id) claim 2 slots; lost requests or answers, timeouts with the write still on its way, 409s | slot-won-by-node-id |
 //!
 //! Not explored (the random simulator covers them): foreign objects at the lease key, two
@@ -291,7 +292,7 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mutation = self
             .mutation
-            .map(|m| format!(" [{}]", crate::check::sim::mutation_name(m)))
+            .map(|m| format!(" [{}]", m.name()))
             .unwrap_or_default();
         let result = match &self.violation {
             Some((v, depth)) => format!("VIOLATION at depth {depth}: {v}"),

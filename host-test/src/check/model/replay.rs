@@ -31,11 +31,12 @@ impl Config {
     pub fn describe(&self) -> String {
         match self {
             Config::Election(_, b) => format!(
-                "{} {} node(s){}{}, steps of {} ms to {} ms (then {} ms), {} fault(s){}{}{}{}{}{}, heal at {} ms{}",
+                "{} {} node(s){}{}{}, steps of {} ms to {} ms (then {} ms), {} fault(s){}{}{}{}{}{}, heal at {} ms{}",
                 b.nodes,
                 if b.stateless { "stateless" } else { "stateful" },
                 if b.quorum > 1 { format!(", quorum {}", b.quorum) } else { String::new() },
                 if b.phantoms > 0 { format!(", {} phantom members", b.phantoms) } else { String::new() },
+                if b.bare_etags_only { ", a store matching only bare ETags" } else { "" },
                 b.step_ms,
                 b.heal_ms,
                 b.heal_step_ms,
@@ -83,6 +84,7 @@ fn election(nodes: usize) -> world::Bounds {
         drift: true,
         // One node's wall clock 3 s ahead: only the record-timestamp mutation reads it.
         wall_offsets_ms: vec![0, 3_000, -3_000],
+        bare_etags_only: false,
     }
 }
 
@@ -159,6 +161,18 @@ pub fn configs(ci: bool) -> Vec<Config> {
     members.step_ms = 250;
     members.heal_ms = 2_000;
     members.horizon_ms = 2_000;
+    // Ceph RGW without the probe: the store matches only bare ETags, every node starts with
+    // quoted ones. Each must find out from the store's answers, elect, and never hammer it.
+    let mut ceph = election(2);
+    ceph.bare_etags_only = true;
+    ceph.faults = 1;
+    ceph.crashes = false;
+    ceph.deletions = false;
+    ceph.drift = false;
+    ceph.heal_ms = if ci { 500 } else { 1_000 };
+    ceph.heal_step_ms = if ci { 500 } else { 250 };
+    ceph.conflicts_after_heal = 1;
+    ceph.liveness = true;
     let mut c = vec![Config::Election("two".into(), two)];
     if !ci {
         c.push(Config::Election("pairs".into(), pairs));
@@ -170,6 +184,7 @@ pub fn configs(ci: bool) -> Vec<Config> {
         Config::Election("quorum".into(), quorum),
         Config::Election("stateless".into(), stateless),
         Config::Election("members".into(), members),
+        Config::Election("ceph".into(), ceph),
         Config::Slots(
             "slots".into(),
             slots::Bounds {
@@ -231,6 +246,7 @@ pub fn config_for(m: Mutation, ci: bool) -> Config {
         Mutation::UnboundedMembers => "members",
         Mutation::TimeFromAnswer => "pause",
         Mutation::SlotWonByNodeId => "slots",
+        Mutation::BusyRetry => "ceph",
     };
     all.into_iter()
         .find(|c| c.name() == name)
@@ -271,7 +287,10 @@ impl Schedule {
     fn mutation(&self) -> Result<Option<Mutation>> {
         self.mutation
             .as_deref()
-            .map(|m| sim::parse_mutation(m).with_context(|| format!("unknown mutation `{m}`")))
+            .map(|m| {
+                s3_election::mutation::Mutation::parse(m)
+                    .with_context(|| format!("unknown mutation `{m}`"))
+            })
             .transpose()
     }
 }
@@ -315,7 +334,7 @@ pub fn check(
     };
     let schedule = found.map(|(init, steps, violation)| Schedule {
         config: config.name().to_string(),
-        mutation: mutation.map(|m| sim::mutation_name(m).to_string()),
+        mutation: mutation.map(|m| m.name().to_string()),
         world: match config {
             Config::Election(_, b) => Some(b.clone()),
             Config::Slots(..) => None,
@@ -360,7 +379,7 @@ pub fn walk(config: &Config, mutation: Option<Mutation>, init: usize) -> Result<
     }
     Ok(Schedule {
         config: name.clone(),
-        mutation: mutation.map(|m| sim::mutation_name(m).to_string()),
+        mutation: mutation.map(|m| m.name().to_string()),
         world: Some(b.clone()),
         slots: None,
         init,

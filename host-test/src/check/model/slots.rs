@@ -251,7 +251,7 @@ impl Model for SlotWorld {
             });
             if w.waiting && (!in_flight || s.faults_left > 0) {
                 out.push(Action::Timeout(i));
-            } else if !w.waiting && w.budget > 0 && w.claim.poll_request().is_some() {
+            } else if !w.waiting && w.budget > 0 && w.claim.wants_to_send() {
                 out.push(Action::Send(i));
             }
         }

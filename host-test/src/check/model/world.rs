@@ -1,7 +1,8 @@
 //! The election world: 2–3 processes running the real `core::Elector` on one lease (stateful,
 //! stateless, or with a quorum of observers) against `memstore`'s model of S3 conditional
-//! writes, driven the way the simulator's host drives them (a tick: `handle_timeout`, then
-//! requests one at a time up to `MAX_REQUESTS_PER_TICK`, then the status is recorded).
+//! writes, driven the way the simulator's host drives them (a call through the core's call
+//! machine: `begin`, requests one at a time while it asks, `finish`; the status a call returns
+//! is recorded, and the caller calls again when it says).
 //!
 //! Every state is judged by the simulator's own invariants, on a summary of the history that
 //! is enough for every future check: [`history::check`] on each process's open leadership
@@ -10,13 +11,17 @@
 //! with the recent heartbeats and listings (g), (j); liveness (c) as a bounded eventually:
 //! once faults stop at the heal time, some process must lead within
 //! [`Profile::liveness_bound_ms`]; and stability (f): a leader elected after the heal is never
-//! demoted (a 409 after the heal is normal store behaviour, not a fault).
+//! demoted (a 409 after the heal is normal store behaviour, not a fault); and the request rate
+//! (l): no process sends more than the core's bound in any window ([`sim::judge_request_rate`]).
 
 use super::{Fingerprint, Model};
 use crate::check::history::{self, Observation};
 use crate::check::sim::{self, Profile, SimViolation, KEY, NAME, STORE_EPOCH_S};
 use s3_election::config::Keys;
-use s3_election::core::{Elector, Role, MAX_REQUESTS_PER_TICK};
+use s3_election::core::{
+    counts_towards_rate, CallKind, Elector, Reply, Role, RATE_WINDOW_RETRY_PERIODS,
+};
+use s3_election::memstore::EtagMatching;
 use s3_election::memstore::MemStore;
 use s3_election::mutation::Mutation;
 use s3_election::protocol::{Outcome, PutMode, Request};
@@ -83,6 +88,10 @@ pub struct Bounds {
     pub drift: bool,
     /// Wall-clock offset of each process, ms (only read by the record-timestamp mutation).
     pub wall_offsets_ms: Vec<i64>,
+    /// The store matches only bare ETags in conditional headers (Ceph RGW), while every
+    /// process starts with quoted ones (the default setting, no probe).
+    #[serde(default)]
+    pub bare_etags_only: bool,
 }
 
 /// The world as a model: its bounds, the mutation, and what follows from them.
@@ -114,7 +123,6 @@ struct Proc {
     instances: u32,
     /// Local send time of the request this process awaits.
     waiting: Option<Instant>,
-    requests_this_tick: usize,
     /// Next wake, on the local clock.
     due: Instant,
     /// The last tick sent nothing at this true time: no wake again before time advances.
@@ -179,6 +187,10 @@ pub struct World {
     /// Recent applied heartbeats (true ms) by node id, and each slot's last listing.
     heartbeats: BTreeMap<String, Vec<u64>>,
     listings: Vec<Vec<u64>>,
+    /// Per slot, the true times (ms) of its requests that count towards the rate bound,
+    /// within the last rate window (l). Not part of the fingerprint, like the history: a
+    /// violation found through it is one of the path that first reached the state.
+    sent_ms: Vec<Vec<u64>>,
     // Recorded only when a counterexample is replayed (not part of the state):
     pub history: Option<Vec<Observation>>,
     pub log: Option<Vec<String>>,
@@ -313,6 +325,13 @@ impl ElectionWorld {
             heartbeat_loss: 0.0,
             list_outages: Vec::new(),
             phantom_members: bounds.phantoms,
+            etag_matching: if bounds.bare_etags_only {
+                EtagMatching::BareOnly
+            } else {
+                EtagMatching::Both
+            },
+            bare_etags: vec![false; n],
+            probing: vec![false; n],
             heal_ms: bounds.heal_ms,
             end_ms: bounds.horizon_ms,
         };
@@ -415,11 +434,10 @@ impl ElectionWorld {
             let e = self.fresh_elector(w, node);
             w.procs[node].elector = Some(e);
         }
-        w.procs[node].requests_this_tick = 0;
         self.set_wall_clock(w, node);
         let local = self.local(w, node);
         if let Some(e) = w.procs[node].elector.as_mut() {
-            e.handle_timeout(local);
+            e.begin(CallKind::Tick, local);
         }
         self.continue_tick(w, node)
     }
@@ -432,21 +450,18 @@ impl ElectionWorld {
             let e = self.fresh_elector(w, node);
             w.procs[node].elector = Some(e);
         }
-        w.procs[node].requests_this_tick = 0;
         w.procs[node].stopping = true;
         self.set_wall_clock(w, node);
         let local = self.local(w, node);
-        let leave = self.profile.quorum > 1;
+        let kind = if self.profile.quorum > 1 {
+            CallKind::Leave
+        } else {
+            CallKind::Resign
+        };
         if let Some(e) = w.procs[node].elector.as_mut() {
-            // The component's order: the call, then the step's timeouts.
-            if leave {
-                e.leave(local);
-            } else {
-                e.resign(local);
-            }
-            e.handle_timeout(local);
+            e.begin(kind, local);
         }
-        if let v @ Some(_) = self.record(w, node) {
+        if let v @ Some(_) = self.record_status(w, node) {
             return v;
         }
         self.continue_tick(w, node)
@@ -457,30 +472,48 @@ impl ElectionWorld {
         let local = self.local(w, node);
         let p = &mut w.procs[node];
         let e = p.elector.as_mut()?;
-        if p.requests_this_tick < MAX_REQUESTS_PER_TICK {
-            if let Some(request) = e.poll_request(local) {
-                p.requests_this_tick += 1;
-                p.waiting = Some(local);
-                p.idle_at_ms = None;
-                let msg = Msg {
-                    node,
-                    restarts: p.restarts,
-                    current: true,
-                    sent_ms: w.now_ms,
-                    late: false,
-                    request,
-                };
-                if w.log.is_some() {
-                    let line = format!("{} sends {}", p.label, describe_request(&msg));
-                    self.log(w, || line);
+        if let Some(request) = e.poll_request(local) {
+            p.waiting = Some(local);
+            p.idle_at_ms = None;
+            if counts_towards_rate(&request) {
+                // (l) The request-rate bound, over the last window.
+                let window_ms = (Profile::timings().retry_period * RATE_WINDOW_RETRY_PERIODS)
+                    .as_millis() as u64;
+                let sent = &mut w.sent_ms[node];
+                sent.retain(|&t| t + window_ms > w.now_ms);
+                sent.push(w.now_ms);
+                let sent_us: Vec<u64> = sent.iter().map(|t| t * 1000).collect();
+                let label = p.label.clone();
+                if let v @ Some(_) =
+                    sim::judge_request_rate(&label, &sent_us, Profile::timings().retry_period)
+                {
+                    return v;
                 }
-                w.net.push(msg);
-                sort_net(&mut w.net);
-                return None;
             }
+            let p = &mut w.procs[node];
+            let msg = Msg {
+                node,
+                restarts: p.restarts,
+                current: true,
+                sent_ms: w.now_ms,
+                late: false,
+                request,
+            };
+            if w.log.is_some() {
+                let line = format!("{} sends {}", p.label, describe_request(&msg));
+                self.log(w, || line);
+            }
+            w.net.push(msg);
+            sort_net(&mut w.net);
+            return None;
         }
-        let sent = p.requests_this_tick > 0;
-        let v = self.record(w, node);
+        // The call is over: its caller sees the answer and calls again when it says.
+        let reply = e.finish(local);
+        let (sent, next) = match &reply {
+            Ok(Reply::Status(status)) => (status.requests > 0, status.next_step_in),
+            _ => (true, e.status(local).next_step_in),
+        };
+        let v = self.record(w, node, reply);
         let p = &mut w.procs[node];
         if p.stopping {
             // The shutdown's step is over: the process ends (its resignation's release, if
@@ -490,8 +523,8 @@ impl ElectionWorld {
             p.elector = None;
             return v;
         }
-        if let Some(e) = p.elector.as_ref() {
-            p.due = e.poll_timeout();
+        if p.elector.is_some() {
+            p.due = local + next;
         }
         if !sent {
             p.idle_at_ms = Some(w.now_ms);
@@ -502,24 +535,39 @@ impl ElectionWorld {
         v
     }
 
-    /// The process's status as its caller sees it, judged at once.
-    fn record(&self, w: &mut World, node: usize) -> Option<SimViolation> {
+    /// The process's status between calls (`status`), judged at once.
+    fn record_status(&self, w: &mut World, node: usize) -> Option<SimViolation> {
         let local = self.local(w, node);
+        let status = w.procs[node].elector.as_ref()?.status(local);
+        self.record(w, node, Ok(Reply::Status(status)))
+    }
+
+    /// What a call returned (or a status), as its caller sees it, judged at once.
+    fn record(
+        &self,
+        w: &mut World,
+        node: usize,
+        seen: Result<Reply, Error>,
+    ) -> Option<SimViolation> {
         let now_ms = w.now_ms;
-        let p = &mut w.procs[node];
+        let p = &w.procs[node];
         let ppm = p.ppm;
         let label = p.label.clone();
-        let e = p.elector.as_mut()?;
-        let status = e.status(local);
-        // Validity in true time, rounded up: conservative.
-        let valid_ms = if status.role == Role::Leader {
-            let local_ns = status.valid_for.as_nanos();
-            let true_ns = (local_ns * 1_000_000).div_ceil((1_000_000 + ppm) as u128);
-            true_ns.div_ceil(1_000_000) as u64
-        } else {
-            0
+        let status = match &seen {
+            Ok(Reply::Status(status)) => Ok(status),
+            Ok(Reply::Leader(_)) => return None,
+            Err(e) => Err(e),
         };
-        let o = sim::observation(e, status, label, now_ms, valid_ms);
+        // Validity in true time, rounded up: conservative.
+        let valid_ms = match status {
+            Ok(status) if status.role == Role::Leader => {
+                let local_ns = status.valid_for.as_nanos();
+                let true_ns = (local_ns * 1_000_000).div_ceil((1_000_000 + ppm) as u128);
+                true_ns.div_ceil(1_000_000) as u64
+            }
+            _ => 0,
+        };
+        let o = sim::observation(status, label, now_ms, valid_ms);
         if let Some(h) = w.history.as_mut() {
             h.push(o.clone());
         }
@@ -673,7 +721,7 @@ impl ElectionWorld {
             e.handle_response(local, outcome);
         }
         if !self.bounds.stateless {
-            if let Some(v) = self.record(w, node) {
+            if let Some(v) = self.record_status(w, node) {
                 return Some(v);
             }
         }
@@ -722,7 +770,7 @@ impl ElectionWorld {
                         e.handle_response(local, timeout);
                     }
                     if !self.bounds.stateless {
-                        if let Some(v) = self.record(w, node) {
+                        if let Some(v) = self.record_status(w, node) {
                             return Some(v);
                         }
                     }
@@ -953,7 +1001,6 @@ impl Model for ElectionWorld {
                             restarts: 0,
                             instances: 0,
                             waiting: None,
-                            requests_this_tick: 0,
                             due: Instant::default(),
                             idle_at_ms: None,
                             paused_until_ms: None,
@@ -962,7 +1009,7 @@ impl Model for ElectionWorld {
                         })
                         .collect(),
                     net: Vec::new(),
-                    store: MemStore::with_page_size(2),
+                    store: MemStore::with_page_size(2).matching(self.profile.etag_matching),
                     open: BTreeMap::new(),
                     last_leader: BTreeMap::new(),
                     terms: BTreeMap::new(),
@@ -970,6 +1017,7 @@ impl Model for ElectionWorld {
                     elected_after_heal: BTreeMap::new(),
                     heartbeats: BTreeMap::new(),
                     listings: vec![Vec::new(); n],
+                    sent_ms: vec![Vec::new(); n],
                     history: None,
                     log: None,
                 };
@@ -1230,6 +1278,7 @@ mod tests {
             liveness: true,
             drift: false,
             wall_offsets_ms: vec![0, 0],
+            bare_etags_only: false,
         }
     }
 
