@@ -98,6 +98,13 @@ pub struct Timings {
     /// that rewrites `Date` (nginx does by default) or a store with several gateways can stamp
     /// them with different clocks; takeover waits this much longer to cover that.
     pub store_clock_skew: Duration,
+    /// The longest lease any node of this election may use (at least `lease`; by default
+    /// `lease`). Where the lease object is missing (deleted under a running leader), the
+    /// vacancy this node writes is waited out for this long at least, so that a leader with a
+    /// longer lease than this node's has stopped. While nodes run with different leases (a
+    /// rolling change of the lease, two apps sharing an election), set it on every node to
+    /// the longest lease in use. (A node that saw a longer lease in the record uses that too.)
+    pub longest_lease: Duration,
 }
 
 impl Timings {
@@ -116,6 +123,7 @@ impl Timings {
             max_drift_ppm: 10_000,
             request_timeout: retry_period,
             store_clock_skew: Duration::from_secs(1),
+            longest_lease: lease,
         }
     }
 
@@ -182,6 +190,8 @@ pub struct Keys {
     pub own_member: String,
     /// `<prefix><name>/slot`: the last slot claimed by a singleton job.
     pub slot: String,
+    /// `<prefix><name>/job`: written when a singleton job first runs (see `crate::slot`).
+    pub job: String,
     /// `<prefix><name>/probe/<node-id>`: the store probe's scratch objects start with it.
     pub probe: String,
 }
@@ -208,6 +218,7 @@ impl ElectionConfig {
             members: format!("{base}/members/"),
             own_member: format!("{base}/members/{}", self.node_id),
             slot: format!("{base}/slot"),
+            job: format!("{base}/job"),
             probe: format!("{base}/probe/{}", self.node_id),
         }
     }
@@ -399,6 +410,12 @@ impl Timings {
         if self.store_clock_skew > Duration::from_secs(3600) {
             return Err(invalid("store-clock-skew-ms", "must be at most one hour"));
         }
+        if self.longest_lease < self.lease || self.longest_lease > Duration::from_secs(3600) {
+            return Err(invalid(
+                "longest-lease-ms",
+                "must be at least this node's lease and at most one hour",
+            ));
+        }
         Ok(())
     }
 }
@@ -416,6 +433,8 @@ pub struct TimingSettings {
     pub max_drift_ppm: Option<u32>,
     pub request_timeout_ms: Option<u32>,
     pub store_clock_skew_ms: Option<u32>,
+    /// Not in the WIT `timings` record (0.2.0): set through `open-with`'s options.
+    pub longest_lease_ms: Option<u32>,
 }
 
 /// A quorum as the WIT interface carries it.
@@ -456,6 +475,7 @@ impl TimingSettings {
         if let Some(v) = self.store_clock_skew_ms {
             t.store_clock_skew = ms(v);
         }
+        t.longest_lease = self.longest_lease_ms.map_or(t.lease, ms);
         t
     }
 }
@@ -644,6 +664,26 @@ mod tests {
             c.name = reserved.into();
             assert_eq!(field_of(c.validate()), "name", "{reserved}");
         }
+    }
+
+    #[test]
+    fn the_longest_lease_is_at_least_this_nodes_and_at_most_an_hour() {
+        let mut c = election();
+        c.timings.longest_lease = c.timings.lease - Duration::from_millis(1);
+        assert_eq!(field_of(c.validate()), "longest-lease-ms");
+        c.timings.longest_lease = Duration::from_secs(3601);
+        assert_eq!(field_of(c.validate()), "longest-lease-ms");
+        c.timings.longest_lease = Duration::from_secs(60);
+        assert_eq!(c.validate(), Ok(()));
+        let t = TimingSettings {
+            lease_ms: Some(2000),
+            ..TimingSettings::default()
+        };
+        assert_eq!(
+            t.resolve().longest_lease,
+            Duration::from_secs(2),
+            "defaults to the lease"
+        );
     }
 
     #[test]

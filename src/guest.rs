@@ -40,32 +40,17 @@ impl api::Guest for Component {
         job: api::Job,
         slot: u64,
     ) -> Result<api::SlotClaim, api::Error> {
-        let s3 = valid_s3(s3)?;
-        let job = valid(ElectionConfig {
-            node_id: job.node_id,
-            metadata: job.metadata,
-            ..config_for(&job.election, &s3)
-        })?;
-        #[allow(unused_mut)]
-        let mut claim = SlotClaim::new(&job, slot, random_nonce());
-        #[cfg(feature = "mutations")]
-        claim.set_mutation(mutant::compiled_in());
-        let io = Io::new(s3, &job);
-        protocol::drive(&mut claim, now, |r| io.exchange(r));
-        match claim.result() {
-            Some(Ok(Claim::Won)) => Ok(api::SlotClaim {
-                won: true,
-                holder: job.node_id,
-                slot,
-            }),
-            Some(Ok(Claim::Lost { holder, slot })) => Ok(api::SlotClaim {
-                won: false,
-                holder: holder.clone(),
-                slot: *slot,
-            }),
-            Some(Err(e)) => Err(to_wit(e.clone())),
-            None => Err(to_wit(Error::Transport("slot claim did not settle".into()))),
-        }
+        claim(s3, job, slot, random_nonce())
+    }
+
+    fn claim_slot_as(
+        s3: api::S3Config,
+        job: api::Job,
+        slot: u64,
+        claim_id: String,
+    ) -> Result<api::SlotClaim, api::Error> {
+        crate::slot::check_claim_id(&claim_id).map_err(|e| to_wit(Error::InvalidConfig(e)))?;
+        claim(s3, job, slot, claim_id)
     }
 
     fn probe_store(
@@ -108,6 +93,58 @@ impl api::Guest for Component {
             Reply::Status(_) => Err(to_wit(Error::Transport("no answer to the query".into()))),
         }
     }
+
+    fn read_lease(
+        s3: api::S3Config,
+        election: api::ElectionRef,
+    ) -> Result<api::LeaseState, api::Error> {
+        let s3 = valid_s3(s3)?;
+        // The same stateless observer as `who-leads`: its vacancy wait is judged by the
+        // store's clock.
+        let config = valid(ElectionConfig {
+            node_id: "read-lease".into(),
+            stateless: true,
+            ..config_for(&election, &s3)
+        })?;
+        let mut driver = Driver::new(s3, config);
+        driver.call(CallKind::Query)?;
+        Ok(lease_state_to_wit(driver.core.lease_view(now())))
+    }
+}
+
+/// One slot claim, driven to its end; `nonce` is random or the caller's claim id.
+fn claim(
+    s3: api::S3Config,
+    job: api::Job,
+    slot: u64,
+    nonce: String,
+) -> Result<api::SlotClaim, api::Error> {
+    let s3 = valid_s3(s3)?;
+    let job = valid(ElectionConfig {
+        node_id: job.node_id,
+        metadata: job.metadata,
+        ..config_for(&job.election, &s3)
+    })?;
+    #[allow(unused_mut)]
+    let mut claim = SlotClaim::new(&job, slot, nonce);
+    #[cfg(feature = "mutations")]
+    claim.set_mutation(mutant::compiled_in());
+    let io = Io::new(s3, &job);
+    protocol::drive(&mut claim, now, |r| io.exchange(r));
+    match claim.result() {
+        Some(Ok(Claim::Won)) => Ok(api::SlotClaim {
+            won: true,
+            holder: job.node_id,
+            slot,
+        }),
+        Some(Ok(Claim::Lost { holder, slot })) => Ok(api::SlotClaim {
+            won: false,
+            holder: holder.clone(),
+            slot: *slot,
+        }),
+        Some(Err(e)) => Err(to_wit(e.clone())),
+        None => Err(to_wit(Error::Transport("slot claim did not settle".into()))),
+    }
 }
 
 pub struct ElectorResource {
@@ -122,11 +159,40 @@ struct Driver {
 
 impl api::GuestElector for ElectorResource {
     fn open(s3: api::S3Config, election: api::ElectionConfig) -> Result<api::Elector, api::Error> {
+        Self::open_with(
+            s3,
+            election,
+            api::Options {
+                longest_lease_ms: None,
+            },
+        )
+    }
+
+    fn open_with(
+        s3: api::S3Config,
+        election: api::ElectionConfig,
+        options: api::Options,
+    ) -> Result<api::Elector, api::Error> {
         let s3 = valid_s3(s3)?;
-        let election = valid(election_config(election, &s3))?;
+        let mut election = election_config(election, &s3);
+        election.timings.longest_lease = options
+            .longest_lease_ms
+            .map_or(election.timings.lease, |ms| {
+                Duration::from_millis(u64::from(ms))
+            });
+        let election = valid(election)?;
         Ok(api::Elector::new(ElectorResource {
             inner: RefCell::new(Driver::new(s3, election)),
         }))
+    }
+
+    fn lease_state(&self) -> api::LeaseState {
+        lease_state_to_wit(self.inner.borrow().core.lease_view(now()))
+    }
+
+    fn notices(&self) -> Vec<api::Notice> {
+        let status = self.inner.borrow().core.status(now());
+        status.problems.into_iter().map(notice_to_wit).collect()
     }
 
     fn tick(&self) -> Result<api::Status, api::Error> {
@@ -502,6 +568,7 @@ fn election_config(c: api::ElectionConfig, s3: &S3Config) -> ElectionConfig {
             max_drift_ppm: t.max_drift_ppm,
             request_timeout_ms: t.request_timeout_ms,
             store_clock_skew_ms: t.store_clock_skew_ms,
+            longest_lease_ms: None,
         });
     let timings = timings.resolve();
     let quorum = c.quorum.map(|q| QuorumSettings {
@@ -535,13 +602,40 @@ fn status_to_wit(status: core::Status) -> api::Status {
         last_error: status.last_error.map(to_wit),
         requests: status.requests,
         members: status.members.into_iter().map(member_to_wit).collect(),
+        // 0.2.0's `problem` names one; `notices` (0.2.1) lists them all.
         problems: status
             .problems
             .into_iter()
-            .map(|p| match p {
-                core::Problem::DuplicateNodeId => api::Problem::DuplicateNodeId,
+            .filter_map(|p| match p {
+                core::Problem::DuplicateNodeId => Some(api::Problem::DuplicateNodeId),
+                _ => None,
             })
             .collect(),
+    }
+}
+
+fn notice_to_wit(p: core::Problem) -> api::Notice {
+    match p {
+        core::Problem::DuplicateNodeId => api::Notice::DuplicateNodeId,
+        core::Problem::StoreNeedsUnquotedEtags => api::Notice::StoreNeedsUnquotedEtags,
+        core::Problem::OpenedOnAnExpiredLease => api::Notice::OpenedOnAnExpiredLease,
+    }
+}
+
+fn lease_state_to_wit(view: core::LeaseView) -> api::LeaseState {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    match view {
+        core::LeaseView::Unknown => api::LeaseState::Unknown,
+        core::LeaseView::Missing => api::LeaseState::Missing,
+        core::LeaseView::Held { leader, live } => api::LeaseState::Held(api::HeldLease {
+            leader: leader_to_wit(leader),
+            live,
+        }),
+        core::LeaseView::Released { by } => api::LeaseState::Released(leader_to_wit(by)),
+        core::LeaseView::Vacant { wait, lease } => api::LeaseState::Vacant(api::Vacancy {
+            wait_ms: ms(wait),
+            lease_ms: ms(lease),
+        }),
     }
 }
 

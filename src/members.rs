@@ -111,6 +111,9 @@ struct Check {
 #[derive(Clone, Debug)]
 pub struct Members {
     cfg: QuorumConfig,
+    /// How far apart the clocks that stamp `Date` and `Last-Modified` may be.
+    store_clock_skew: Duration,
+    mutation: Option<crate::mutation::Mutation>,
     node_id: String,
     prefix: String,
     body: Vec<u8>,
@@ -129,6 +132,7 @@ pub struct Members {
 impl Members {
     pub fn new(
         cfg: QuorumConfig,
+        store_clock_skew: Duration,
         node_id: &str,
         metadata: &str,
         prefix: String,
@@ -142,6 +146,8 @@ impl Members {
         .encode();
         Members {
             cfg,
+            store_clock_skew,
+            mutation: None,
             node_id: node_id.into(),
             prefix,
             body,
@@ -158,6 +164,16 @@ impl Members {
 
     pub fn config(&self) -> &QuorumConfig {
         &self.cfg
+    }
+
+    /// Break one rule (simulator and model-checker mutation tests only).
+    #[cfg(feature = "mutations")]
+    pub(crate) fn set_mutation(&mut self, mutation: Option<crate::mutation::Mutation>) {
+        self.mutation = mutation;
+    }
+
+    fn mutated(&self, m: crate::mutation::Mutation) -> bool {
+        self.mutation == Some(m)
     }
 
     /// The constant body of this node's member object.
@@ -284,11 +300,23 @@ impl Members {
         };
         check.pages = check.pages.saturating_add(1);
         let prefix = &self.prefix;
-        check.entries.extend(entries.into_iter().filter(|e| {
+        let count_twice = self.mutation == Some(crate::mutation::Mutation::ListedTwiceCounts);
+        for e in entries.into_iter().filter(|e| {
             e.key
                 .strip_prefix(prefix.as_str())
                 .is_some_and(|node| !node.is_empty() && !node.contains('/'))
-        }));
+        }) {
+            // A key listed twice (pages that overlap under churn, a buggy store) is one
+            // member: the newest listing of it counts.
+            match check.entries.iter_mut().find(|x| x.key == e.key) {
+                Some(x) if !count_twice => {
+                    if e.last_modified_ms > x.last_modified_ms {
+                        *x = e;
+                    }
+                }
+                _ => check.entries.push(e),
+            }
+        }
         if check.pages > MAX_LIST_PAGES || check.entries.len() > MAX_LISTED_MEMBERS {
             self.check = None;
             return Err(crate::Error::BadAnswer(format!(
@@ -357,10 +385,27 @@ impl Members {
             let age_ms = check
                 .date_ms
                 .map(|d| d.saturating_add(999).saturating_sub(e.last_modified_ms));
-            let (metadata, problem) = match verdict {
+            let (metadata, mut problem) = match verdict {
                 Ok(r) => (r.metadata.clone(), None),
                 Err(why) => (String::new(), Some(why.clone())),
             };
+            // A heartbeat stamped further ahead of the listing's `Date` than the clocks that
+            // stamp them may differ (a gateway whose clock runs ahead, a store clock that
+            // stepped back) would count as fresh for that much longer than the TTL, however
+            // long ago it was really written: it is not counted.
+            let skew_ms = u64::try_from(self.store_clock_skew.as_millis()).unwrap_or(u64::MAX);
+            if let Some(date) = check.date_ms {
+                let ahead = e.last_modified_ms.saturating_sub(date.saturating_add(999));
+                if ahead > skew_ms
+                    && problem.is_none()
+                    && !self.mutated(crate::mutation::Mutation::TrustMemberClock)
+                {
+                    problem = Some(format!(
+                        "its Last-Modified is {ahead} ms ahead of the store's Date (more than the \
+                         store clock skew): a store clock that stepped back, or a gateway ahead"
+                    ));
+                }
+            }
             view.push(MemberInfo {
                 node_id: node.to_string(),
                 metadata,
@@ -385,5 +430,100 @@ impl Members {
         };
         self.last_check = Some(result);
         Some(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PREFIX: &str = "e/members/";
+
+    fn members() -> Members {
+        let mut cfg = QuorumConfig::disabled_for_lease(Duration::from_secs(3));
+        cfg.size = 3;
+        Members::new(
+            cfg,
+            Duration::from_secs(1),
+            "me",
+            "",
+            PREFIX.into(),
+            Instant::from_nanos(0),
+        )
+    }
+
+    fn entry(node: &str, last_modified_ms: u64) -> ListEntry {
+        ListEntry {
+            key: format!("{PREFIX}{node}"),
+            etag: ETag(format!("\"{node}\"")),
+            last_modified_ms,
+        }
+    }
+
+    fn body(node: &str) -> Vec<u8> {
+        MemberRecord {
+            format: MEMBER_FORMAT.into(),
+            node: node.into(),
+            metadata: String::new(),
+        }
+        .encode()
+    }
+
+    /// One quorum check over `pages` (listed at store second `date_s`), every body read.
+    fn check(m: &mut Members, pages: Vec<Vec<ListEntry>>, date_s: u64) -> CheckResult {
+        let now = Instant::from_nanos(1);
+        m.heartbeat_done(now, true, Duration::from_secs(1));
+        m.want_check(now);
+        let last = pages.len() - 1;
+        for (i, page) in pages.into_iter().enumerate() {
+            assert!(matches!(m.poll(now), Some(MemberRequest::List { .. })));
+            let more = (i < last).then(|| format!("page-{i}"));
+            m.listed(page, more, Some(date_s)).unwrap();
+        }
+        while let Some(MemberRequest::Get { node }) = m.poll(now) {
+            let etag = ETag(format!("\"{node}\""));
+            m.got(&node, Some(etag), Some(&body(&node)));
+        }
+        m.finish_check(now, true).expect("the check finished")
+    }
+
+    /// Issue 18, case 6: a key listed twice (pages that overlap under churn) is one member.
+    /// With quorum 3 and two members alive, the check counts 2, never 3.
+    #[test]
+    fn a_key_listed_twice_counts_once() {
+        let mut m = members();
+        let now_ms = 1_000_000;
+        let pages = vec![
+            vec![entry("me", now_ms), entry("other", now_ms)],
+            vec![entry("other", now_ms)],
+        ];
+        assert_eq!(check(&mut m, pages.clone(), now_ms / 1000).fresh, 2);
+        let mut old_rule = members();
+        old_rule.set_mutation(Some(crate::mutation::Mutation::ListedTwiceCounts));
+        assert_eq!(check(&mut old_rule, pages, now_ms / 1000).fresh, 3);
+    }
+
+    /// Issue 18, case 7: a heartbeat stamped further ahead of the store's `Date` than the
+    /// store clock skew (a store clock that stepped back an hour) does not count: otherwise a
+    /// dead member would stay fresh for the TTL plus the step.
+    #[test]
+    fn a_heartbeat_from_the_future_is_not_counted() {
+        let mut m = members();
+        let date_s = 1_000_000;
+        let hour_ahead = (date_s + 3600) * 1000;
+        let within_skew = date_s * 1000 + 1500;
+        let pages = vec![vec![entry("ahead", hour_ahead), entry("near", within_skew)]];
+        let result = check(&mut m, pages.clone(), date_s);
+        assert_eq!(result.fresh, 2, "me and `near`");
+        let ahead = m.view().iter().find(|x| x.node_id == "ahead").unwrap();
+        assert!(!ahead.fresh);
+        assert!(ahead
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("ahead of the store's Date"));
+        let mut old_rule = members();
+        old_rule.set_mutation(Some(crate::mutation::Mutation::TrustMemberClock));
+        assert_eq!(check(&mut old_rule, pages, date_s).fresh, 3);
     }
 }

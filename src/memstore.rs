@@ -48,6 +48,9 @@ pub struct MemStore {
     pub page_size: usize,
     /// How conditional headers' ETags are matched.
     pub etag_matching: EtagMatching,
+    /// Each LIST page after the first repeats the last key of the page before (pages that
+    /// overlap while objects change, or a buggy store).
+    pub repeat_listed_keys: bool,
 }
 
 impl Default for MemStore {
@@ -57,6 +60,7 @@ impl Default for MemStore {
             writes: 0,
             page_size: 1000,
             etag_matching: EtagMatching::Both,
+            repeat_listed_keys: false,
         }
     }
 }
@@ -88,6 +92,10 @@ impl MemStore {
             Request::Get { if_none_match } => self.get(&keys.lease, if_none_match.as_ref(), date),
             Request::GetMember { node } => self.get(&format!("{}{node}", keys.members), None, date),
             Request::GetSlot => self.get(&keys.slot, None, date),
+            Request::GetJobMarker => self.get(&keys.job, None, date),
+            Request::PutJobMarker { body } => {
+                self.put_if(&keys.job, &PutMode::Create, body, now_ms)
+            }
             Request::PutProbe {
                 scratch,
                 missing_key,
@@ -117,7 +125,11 @@ impl MemStore {
                     .objects
                     .range(keys.members.clone()..)
                     .take_while(|(k, _)| k.starts_with(&keys.members))
-                    .filter(|(k, _)| continuation.is_none() || **k > after)
+                    .filter(|(k, _)| {
+                        continuation.is_none()
+                            || **k > after
+                            || (self.repeat_listed_keys && **k == after)
+                    })
                     .take(self.page_size + 1)
                     .map(|(k, o)| ListEntry {
                         key: k.clone(),

@@ -43,11 +43,35 @@ pub enum Mutation {
     /// form: on a store that refuses the form in use (Ceph RGW and quoted ETags) every tick
     /// sends its whole request budget and asks for the next tick at once.
     BusyRetry,
+    /// A vacancy carries its writer's own lease only (not the longest it saw or was told of),
+    /// and nobody raises a vacancy's lease: a node with a short lease takes over while a
+    /// deleted object's leader with a longer one still acts.
+    VacancyOwnLease,
+    /// Nobody raises a vacancy's term to the highest they saw: after a deletion, a fresh
+    /// node's term comes from the store's clock alone, and goes back when that clock did.
+    VacancyKeepsItsTerm,
+    /// A claim that finds no slot record creates it, never asking whether the job ran
+    /// before (its marker): a slot record lost after a run lets a straggler run it again.
+    SlotTrustsAMissingRecord,
+    /// A key listed twice in one quorum check (overlapping pages) counts as two members.
+    ListedTwiceCounts,
+    /// A member's heartbeat counts as fresh however far ahead of the listing's `Date` its
+    /// `Last-Modified` is (after a store clock stepped back, a dead member stays fresh for as
+    /// long as the step).
+    TrustMemberClock,
+    /// A caller retries a slot claim that erred with a new random nonce (plain `claim-slot`,
+    /// no claim id): it loses to its own earlier write, and the slot runs nowhere. Read by
+    /// the drivers of slot claims (the simulator, the model checker), as a caller's habit.
+    RetryWithoutClaimId,
+    /// Every probe of a node id uses the same scratch object: probes that overlap (two
+    /// processes with one id, stateless invocations) break each other's and refuse an
+    /// honest store.
+    SharedProbeScratch,
 }
 
 impl Mutation {
     /// Every mutation, in the order the mutation tests run them.
-    pub const ALL: [Mutation; 14] = [
+    pub const ALL: [Mutation; 21] = [
         Mutation::UnconditionalRenewal,
         Mutation::NoDriftMargin,
         Mutation::TakeoverByRecordTimestamp,
@@ -62,6 +86,13 @@ impl Mutation {
         Mutation::TimeFromAnswer,
         Mutation::SlotWonByNodeId,
         Mutation::BusyRetry,
+        Mutation::VacancyOwnLease,
+        Mutation::VacancyKeepsItsTerm,
+        Mutation::SlotTrustsAMissingRecord,
+        Mutation::ListedTwiceCounts,
+        Mutation::TrustMemberClock,
+        Mutation::RetryWithoutClaimId,
+        Mutation::SharedProbeScratch,
     ];
 
     /// The name used on command lines (`--mutation`) and by `make mutants` (`S3E_MUTATION`).
@@ -81,6 +112,13 @@ impl Mutation {
             Mutation::TimeFromAnswer => "time-from-answer",
             Mutation::SlotWonByNodeId => "slot-won-by-node-id",
             Mutation::BusyRetry => "busy-retry",
+            Mutation::VacancyOwnLease => "vacancy-own-lease",
+            Mutation::VacancyKeepsItsTerm => "vacancy-keeps-its-term",
+            Mutation::SlotTrustsAMissingRecord => "slot-trusts-a-missing-record",
+            Mutation::ListedTwiceCounts => "listed-twice-counts",
+            Mutation::TrustMemberClock => "trust-member-clock",
+            Mutation::RetryWithoutClaimId => "retry-without-claim-id",
+            Mutation::SharedProbeScratch => "shared-probe-scratch",
         }
     }
 

@@ -200,6 +200,7 @@ mod tests {
             members: "e/members/".into(),
             own_member: "e/members/n".into(),
             slot: "e/slot".into(),
+            job: "e/job".into(),
             probe: "e/probe/n".into(),
         }
     }

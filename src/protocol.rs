@@ -128,6 +128,10 @@ pub enum Request {
     GetSlot,
     /// Conditional PUT of a singleton job's slot object.
     PutSlot { mode: PutMode, body: Vec<u8> },
+    /// GET of a singleton job's marker (it says the job has run, see `crate::slot`).
+    GetJobMarker,
+    /// PUT of the job marker, `If-None-Match: *` (it is written once).
+    PutJobMarker { body: Vec<u8> },
     /// Conditional PUT of the store probe's scratch object `<probe key>-<scratch>` (or of a key
     /// that never exists, `<probe key>-<scratch>-missing`).
     PutProbe {

@@ -165,6 +165,12 @@ pub fn build(
             Vec::new(),
         ),
         Request::GetSlot => (Method::Get, keys.slot.clone(), None, Vec::new()),
+        Request::GetJobMarker => (Method::Get, keys.job.clone(), None, Vec::new()),
+        Request::PutJobMarker { body } => {
+            headers.extend(condition(&PutMode::Create));
+            put_json(&mut headers, body);
+            (Method::Put, keys.job.clone(), None, body.clone())
+        }
         Request::PutSlot { mode, body } => {
             headers.extend(condition(mode));
             put_json(&mut headers, body);
@@ -333,6 +339,7 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
         Request::Put { .. }
         | Request::PutMember { .. }
         | Request::PutSlot { .. }
+        | Request::PutJobMarker { .. }
         | Request::PutProbe { .. } => Method::Put,
         Request::DeleteMember | Request::DeleteProbe { .. } => Method::Delete,
         _ => Method::Get,
@@ -346,20 +353,24 @@ pub fn classify(request: &Request, response: &HttpResponse, bucket: &str) -> Out
             },
             Err(why) => bad(format!("ListObjectsV2 page: {why}")),
         },
-        (Request::Get { .. } | Request::GetMember { .. } | Request::GetSlot, 200) => {
-            match response.header("etag").map(read_etag) {
-                Some(Ok(etag)) => Outcome::Found {
-                    etag,
-                    body: response.body.clone(),
-                    last_modified: response.header("last-modified").and_then(unix_seconds),
-                    date: date(),
-                },
-                Some(Err(why)) => bad(format!("GET answer: {why}")),
-                None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
-                    "GET answer without an ETag".into(),
-                )),
-            }
-        }
+        (
+            Request::Get { .. }
+            | Request::GetMember { .. }
+            | Request::GetSlot
+            | Request::GetJobMarker,
+            200,
+        ) => match response.header("etag").map(read_etag) {
+            Some(Ok(etag)) => Outcome::Found {
+                etag,
+                body: response.body.clone(),
+                last_modified: response.header("last-modified").and_then(unix_seconds),
+                date: date(),
+            },
+            Some(Err(why)) => bad(format!("GET answer: {why}")),
+            None => Outcome::Fatal(Error::ConditionalWritesUnsupported(
+                "GET answer without an ETag".into(),
+            )),
+        },
         (Request::Get { .. }, 304) => Outcome::NotModified { date: date() },
         // Every PUT (lease, member, slot, probe) succeeds the same way. A garbled ETag says
         // nothing about whether the write was applied: transient, so the writer reads back.
@@ -776,6 +787,7 @@ mod tests {
             members: "p/e/members/".into(),
             own_member: "p/e/members/n1".into(),
             slot: "p/e/slot".into(),
+            job: "p/e/job".into(),
             probe: "p/e/probe/n1".into(),
         }
     }

@@ -71,6 +71,9 @@ impl Elector {
         date: Option<u64>,
     ) {
         self.highest_term_seen = self.highest_term_seen.max(record.term);
+        self.longest_lease_seen = self
+            .longest_lease_seen
+            .max(Duration::from_millis(record.lease_ms));
         let previous = match &self.view {
             View::Present(o) => Some(o.as_ref()),
             _ => None,
@@ -97,6 +100,20 @@ impl Elector {
         let stateful_writer = self.config.stateless && record.instance.is_some();
         self.duplicate_id = ours_by_id && record.is_held() && (changed || stateful_writer)
             || (self.duplicate_id && ours_by_id);
+        // A stateful elector whose very first read finds a lease expired by the store's clock
+        // (older than its lease, its grace and the clock's margins) was probably opened by a
+        // caller that opens one per call: it says so until the record changes.
+        let expired_by_store = !record.released
+            && date.zip(last_modified).is_some_and(|(d, m)| {
+                let wait = self.takeover_wait(&record);
+                Duration::from_secs(d.saturating_sub(m)) >= self.store_clock_wait(wait)
+            });
+        self.opened_on_expired = !self.config.stateless
+            && if previous.is_none() {
+                expired_by_store
+            } else {
+                self.opened_on_expired && !changed
+            };
         self.view = View::Present(Box::new(Observed {
             etag,
             record,
@@ -241,9 +258,17 @@ impl Elector {
                     Ok((WriteKind::Acquire, update.clone(), term))
                 };
                 let decision = if r.vacant {
-                    // 2. A vacancy: once it has aged a lease, and in a later second of the
-                    //    store's clock than it was written (see `record`).
-                    if self.expired(now, o)? && self.vacancy_in_the_past(o)? {
+                    // 2. A vacancy. One that tells less than this node knows (a shorter lease
+                    //    than the longest it saw or was told of, a lower term than it saw) is
+                    //    raised first: its finder may not have known what the deleted object's
+                    //    leader held. Otherwise taken once it has aged that lease.
+                    if self.raises_vacancy(r) {
+                        Ok((
+                            WriteKind::Vacate,
+                            update.clone(),
+                            self.highest_term_seen.max(r.term),
+                        ))
+                    } else if self.expired(now, o)? {
                         acquire(self.next_term(o)?)
                     } else {
                         return Ok(None);
@@ -299,32 +324,51 @@ impl Elector {
     }
 
     /// The term of an acquisition of the observed record: above its term and every term we
-    /// saw, and at least the store's clock (Unix seconds × `TERMS_PER_SECOND`), so that it
-    /// is above the terms of a deleted or restored object too.
+    /// saw, and at least the store's clock (Unix seconds × `TERMS_PER_SECOND`), so that it is
+    /// above the terms of a deleted or restored object too. Of a vacancy, at least the store's
+    /// clock a skew past its `Last-Modified`: every leader of the deleted object was elected
+    /// before the vacancy was written, so at most a skew later by the clock that stamped it.
     fn next_term(&self, o: &Observed) -> Result<u64, Error> {
         let above = o.record.term.max(self.highest_term_seen).saturating_add(1);
-        let date = o.date.ok_or_else(no_store_clock)?;
-        let term = if self.mutated(Mutation::CreateLeaseOnMissing) {
-            above // the old rule: +1 on what this node has seen, nothing more
-        } else {
-            above.max(clock_term(date))
+        if self.mutated(Mutation::CreateLeaseOnMissing) {
+            return Ok(above); // the old rule: +1 on what this node has seen, nothing more
+        }
+        let vacancy_floor = match (o.record.vacant, o.last_modified) {
+            (true, Some(modified)) => {
+                let skew_s = self
+                    .config
+                    .timings
+                    .store_clock_skew
+                    .as_millis()
+                    .div_ceil(1000);
+                let skew_s = u64::try_from(skew_s).unwrap_or(u64::MAX);
+                Some(modified.saturating_add(skew_s).saturating_add(1))
+            }
+            _ => None,
         };
+        let store_clock = match (o.date, vacancy_floor) {
+            (Some(date), floor) => date.max(floor.unwrap_or(0)),
+            (None, Some(floor)) => floor,
+            (None, None) => return Err(no_store_clock()),
+        };
+        let term = above.max(clock_term(store_clock));
         if term > crate::record::MAX_TERM {
-            return Err(store_bug("the lease's term is at its maximum"));
+            return Err(store_bug(&format!(
+                "the store's clock reads Unix second {store_clock}: a term from it (× {TERMS_PER_SECOND}) \
+                 would pass 2^53, the largest any reader takes exactly; the store's clock is wrong"
+            )));
         }
         Ok(term)
     }
 
-    /// A vacancy may be acquired only once the store's `Date` is past its `Last-Modified` by
-    /// more than the skew between those clocks: then the store's clock has moved past every
-    /// second in which the deleted object's leaders were elected.
-    fn vacancy_in_the_past(&self, o: &Observed) -> Result<bool, Error> {
-        let (date, modified) = (
-            o.date.ok_or_else(no_store_clock)?,
-            o.last_modified.ok_or_else(no_store_clock)?,
-        );
-        let skew_s = self.config.timings.store_clock_skew.as_secs();
-        Ok(date > modified.saturating_add(skew_s))
+    /// Whether a vacancy tells less than this node knows and is to be raised (rewritten with
+    /// the longest lease and the highest term it knows): a vacancy is waited out for its
+    /// `lease_ms` by everyone, and its term is a floor for the next one.
+    fn raises_vacancy(&self, r: &LeaseRecord) -> bool {
+        let shorter = Duration::from_millis(r.lease_ms) < self.longest_lease_seen
+            && !self.mutated(Mutation::VacancyOwnLease);
+        let lower = r.term < self.highest_term_seen && !self.mutated(Mutation::VacancyKeepsItsTerm);
+        shorter || lower
     }
 
     /// How long a record must be seen unchanged before it may be taken over.
@@ -332,8 +376,13 @@ impl Elector {
         let t = &self.config.timings;
         let mut lease = Duration::from_millis(record.lease_ms);
         if record.vacant {
-            // Whoever led the missing object may have had a longer lease than its finder.
-            lease = lease.max(t.lease);
+            // Whoever led the missing object may have had a longer lease than its finder:
+            // the longest lease this node saw or was told of.
+            lease = lease.max(if self.mutated(Mutation::VacancyOwnLease) {
+                t.lease
+            } else {
+                self.longest_lease_seen
+            });
         }
         if self.mutated(Mutation::NoDriftMargin) {
             return lease;
@@ -363,7 +412,7 @@ impl Elector {
 
     /// `wait` by the store's clock: + 1 s for the one-second resolution of `Date` and
     /// `Last-Modified`, + the skew allowed between the clocks that stamp them.
-    fn store_clock_wait(&self, wait: Duration) -> Duration {
+    pub(super) fn store_clock_wait(&self, wait: Duration) -> Duration {
         let skew = if self.mutated(Mutation::NoStoreClockSkewMargin) {
             Duration::ZERO
         } else {
@@ -414,13 +463,18 @@ impl Elector {
             }
             Some(Err(e @ Error::ConditionalWritesUnsupported(_))) => {
                 self.probe = None;
+                // The refusal stands until an operator changes the store: it is reported at
+                // every call, and a caller that follows `next_step_in` (or a stateless one,
+                // whose every instance probes again) calls no sooner than a lease later.
+                let t = &self.config.timings;
+                self.read_due = now + t.lease.max(t.retry_period);
                 self.refused = Some(e.clone());
                 self.fatal = Some(e);
                 self.query_pending = false; // the query's answer is this error
             }
             Some(Err(e)) => {
                 // Could not finish (credentials, network): try again from the start later.
-                self.probe = Some(Probe::new(self.rng.scratch_name()));
+                self.probe = Some(self.new_probe());
                 self.fail(now, e);
                 self.query_pending = false;
             }

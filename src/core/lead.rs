@@ -62,10 +62,11 @@ impl Elector {
             _ => 0,
         };
         let t = &self.config.timings;
-        let lease = match (&self.view, kind) {
-            // A vacancy covers the longest lease its finder knows of.
-            (View::Present(o), WriteKind::Vacate) => {
-                t.lease.max(Duration::from_millis(o.record.lease_ms))
+        let lease = match kind {
+            // A vacancy covers the longest lease its writer knows of: seen in any record, or
+            // set as the longest lease in use (`longest_lease`).
+            WriteKind::Vacate if !self.mutated(Mutation::VacancyOwnLease) => {
+                self.longest_lease_seen
             }
             _ => t.lease,
         };

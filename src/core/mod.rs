@@ -90,8 +90,11 @@ pub const MAX_REQUESTS_PER_TICK: usize = 4;
 /// checks (LIST pages and member bodies, which grow with the members: at most one check per
 /// heartbeat interval, or per retry period while checks fail) and, with `probe_store`, the
 /// probe (at most [`crate::probe::MAX_PROBE_REQUESTS`] once per elector: on every call of a
-/// stateless one). The simulator, the model checker, the fuzzer and the hostile-store tests
-/// all hold electors to it.
+/// stateless one). A stateless elector, a fresh instance per call, cannot count across
+/// calls: it sends at most [`MAX_REQUESTS_PER_TICK`] per call and, after a call that made no
+/// progress, asks to be called again no sooner than a retry period later, so a caller that
+/// follows `next_step_in` stays within one call of the bound. The simulator, the model
+/// checker, the fuzzer and the hostile-store tests all hold electors to it.
 pub const RATE_WINDOW_RETRY_PERIODS: u32 = 5;
 /// See [`RATE_WINDOW_RETRY_PERIODS`].
 pub const MAX_REQUESTS_PER_RATE_WINDOW: usize = 20;
@@ -152,12 +155,38 @@ pub enum Event {
     QuorumRestored { fresh: u32 },
 }
 
+/// The lease object as an elector last read it, judged at some instant: more than "who
+/// leads", for observers that want to know why nobody does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LeaseView {
+    /// Not read yet (or no read succeeded).
+    Unknown,
+    /// No lease object: a new election, or someone deleted it (not yet marked vacant).
+    Missing,
+    /// Held by `leader`; `live`: its lease has not run out as far as this node can judge.
+    Held { leader: LeaderInfo, live: bool },
+    /// Released by `by` (its last term): anyone may take it.
+    Released { by: LeaderInfo },
+    /// Marked vacant where the object was missing (a new election, or a deletion): nobody
+    /// leads on it, but a leader of a deleted object may still act for up to `lease`. No node
+    /// takes it for `wait` more, as far as this node can judge.
+    Vacant { wait: Duration, lease: Duration },
+}
+
 /// Something wrong with the deployment that the elector works around but a human should fix.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     /// Another process writes the lease with this node's id (a copied config, a replica
     /// that was not really stopped). It is treated as any other node; give each its own id.
     DuplicateNodeId,
+    /// The store refused `If-Match` with the quoted ETag it had just returned and took the
+    /// bare one (Ceph RGW): the elector switched; the setting `unquoted-etags` saves a
+    /// stateless elector a refused write and a read on every write.
+    StoreNeedsUnquotedEtags,
+    /// This (stateful) elector's first read found a lease that had expired long before by
+    /// the store's clock: it takes over only after watching it for lease + grace, so if every
+    /// call opens a new elector (an HTTP handler), none ever will: open it stateless.
+    OpenedOnAnExpiredLease,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -292,6 +321,9 @@ pub struct Elector {
     query_pending: bool,
     /// Highest term seen in any record, so a new term is above it whatever the store holds.
     highest_term_seen: u64,
+    /// Longest lease seen in any record, or set as the longest in use: what a vacancy this
+    /// node writes (or raises) must cover.
+    longest_lease_seen: Duration,
     /// Nonces of this elector's recent writes: a record carrying one was written here.
     own_nonces: VecDeque<String>,
     /// Stateless: a write of ours lost to a write naming our node id that we did not make
@@ -299,6 +331,9 @@ pub struct Elector {
     lost_round_to_own_id: bool,
     /// A record naming our node id but written elsewhere changed while we watched.
     duplicate_id: bool,
+    /// The first record this (stateful) elector read had expired by the store's clock long
+    /// before; cleared when the record changes (see [`Problem::OpenedOnAnExpiredLease`]).
+    opened_on_expired: bool,
     /// After a quorum loss: release our record once the validity we promised has passed.
     release_due: Option<Instant>,
     reported_leader: Option<(String, u64)>,
@@ -343,6 +378,7 @@ impl Elector {
     pub fn new(config: ElectionConfig, now: Instant, seed: u64) -> Elector {
         let members = Members::new(
             config.quorum,
+            config.timings.store_clock_skew,
             &config.node_id,
             &config.metadata,
             config.keys().members,
@@ -350,6 +386,7 @@ impl Elector {
         );
         let mut rng = SplitMix64(seed);
         let instance = (!config.stateless).then(|| format!("i-{:016x}", rng.next_u64()));
+        let longest_lease = config.timings.longest_lease.max(config.timings.lease);
         Elector {
             probe: config.probe_store.then(|| Probe::new(rng.scratch_name())),
             etag_form: config.etag_form,
@@ -372,9 +409,11 @@ impl Elector {
             resigned: false,
             query_pending: false,
             highest_term_seen: 0,
+            longest_lease_seen: longest_lease,
             own_nonces: VecDeque::new(),
             lost_round_to_own_id: false,
             duplicate_id: false,
+            opened_on_expired: false,
             release_due: None,
             reported_leader: None,
             events: VecDeque::new(),
@@ -390,6 +429,10 @@ impl Elector {
     #[cfg(feature = "mutations")]
     pub fn set_mutation(&mut self, mutation: Option<Mutation>) {
         self.mutation = mutation;
+        self.members.set_mutation(mutation);
+        if self.probe.is_some() {
+            self.probe = Some(self.new_probe());
+        }
     }
 
     /// The local wall clock, read only by [`Mutation::TakeoverByRecordTimestamp`].
@@ -400,6 +443,14 @@ impl Elector {
 
     fn mutated(&self, m: Mutation) -> bool {
         self.mutation == Some(m)
+    }
+
+    /// A store probe with a scratch object of its own.
+    fn new_probe(&mut self) -> Probe {
+        if self.mutated(Mutation::SharedProbeScratch) {
+            return Probe::new("shared".into()); // the old key: one per node id
+        }
+        Probe::new(self.rng.scratch_name())
     }
 
     pub fn config(&self) -> &ElectionConfig {
@@ -422,8 +473,13 @@ impl Elector {
     /// unconfirmed for too long, drop stale plans.
     pub fn handle_timeout(&mut self, now: Instant) {
         if let Some(e) = &self.refused {
-            // Sticky: a store that ignores conditions is never written to.
+            // Sticky: a store that ignores conditions is never written to, and every call
+            // says so. The next due time stays a lease ahead, never in a loop.
             self.fatal.get_or_insert_with(|| e.clone());
+            if now >= self.read_due {
+                let t = &self.config.timings;
+                self.read_due = now + t.lease.max(t.retry_period);
+            }
         }
         if let Some(l) = &self.leadership {
             if now >= l.deadline {
@@ -580,6 +636,39 @@ impl Elector {
         due
     }
 
+    /// The lease object as this elector last read it, judged at `now` (see [`LeaseView`]).
+    pub fn lease_view(&self, now: Instant) -> LeaseView {
+        let o = match &self.view {
+            View::Unknown => return LeaseView::Unknown,
+            View::Missing => return LeaseView::Missing,
+            View::Present(o) => o,
+        };
+        let r = &o.record;
+        if r.vacant {
+            let wait = self.takeover_wait(r);
+            let by_observation = (o.observed_at + wait).saturating_since(now);
+            let left = match (self.config.stateless, o.store_age()) {
+                (true, Some(age)) => self.store_clock_wait(wait).saturating_sub(age),
+                _ => by_observation,
+            };
+            return LeaseView::Vacant {
+                wait: left,
+                lease: Duration::from_millis(r.lease_ms).max(self.longest_lease_seen),
+            };
+        }
+        if r.released {
+            return LeaseView::Released { by: leader_of(r) };
+        }
+        let live = match &self.leadership {
+            Some(l) => now < l.valid_until,
+            None => self.looks_live(now, o),
+        };
+        LeaseView::Held {
+            leader: leader_of(r),
+            live,
+        }
+    }
+
     /// Whether this elector has read the lease at least once (so its status is knowledge,
     /// not ignorance: a fresh instance whose read failed knows nothing about who leads).
     fn knows_lease(&self) -> bool {
@@ -603,6 +692,12 @@ impl Elector {
         let mut problems = Vec::new();
         if self.duplicate_id {
             problems.push(Problem::DuplicateNodeId);
+        }
+        if self.etag_form == EtagForm::Bare && self.config.etag_form == EtagForm::Quoted {
+            problems.push(Problem::StoreNeedsUnquotedEtags);
+        }
+        if self.opened_on_expired {
+            problems.push(Problem::OpenedOnAnExpiredLease);
         }
         Status {
             role: if leading.is_some() {

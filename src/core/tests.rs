@@ -1772,3 +1772,235 @@ fn a_stateless_instance_with_the_probe_elects() {
     }
     panic!("never led: {:?}", w.sent.last());
 }
+
+// ----- operators' changes (issue 18) -------------------------------------------------------
+
+fn with_lease(node: &str, lease: Duration, longest: Option<Duration>) -> Elector {
+    let mut c = config(node);
+    c.timings = Timings::for_lease(lease);
+    if let Some(l) = longest {
+        c.timings.longest_lease = l;
+    }
+    Elector::new(c, at(0), seed(node))
+}
+
+/// Step every elector at 20 ms intervals from `from` until one of `candidates` leads; that
+/// instant and who.
+fn first_new_leader(
+    w: &mut World,
+    electors: &mut [&mut Elector],
+    from: Instant,
+    limit: Duration,
+) -> Option<(Instant, String)> {
+    let mut now = from;
+    while now < from + limit {
+        for e in electors.iter_mut() {
+            w.step(e, now);
+            if role(e, now) == Role::Leader {
+                return Some((now, e.config().node_id.clone()));
+            }
+        }
+        now = now + Duration::from_millis(20);
+    }
+    None
+}
+
+/// The vacancy's lease, as written.
+fn vacancy_lease(w: &World) -> Option<u64> {
+    let r = w.record();
+    r.vacant.then_some(r.lease_ms)
+}
+
+/// Case 1: a 12 s leader, a 2 s follower that saw its record, the object deleted right after
+/// a renewal: the follower's vacancy carries the 12 s it saw, and nobody leads inside the old
+/// leader's promise.
+#[test]
+fn a_vacancy_carries_the_longest_lease_its_writer_saw() {
+    let mut w = World::new();
+    let long = Duration::from_secs(12);
+    let mut a = with_lease("a", long, None);
+    let mut b = with_lease("bb", Duration::from_secs(2), None);
+    let t0 = w.elect(&mut a, at(0));
+    w.step(&mut b, t0);
+    let renewed = a.poll_timeout();
+    w.step(&mut a, renewed);
+    let promised_until = renewed + a.status(renewed).valid_for;
+    w.store.delete(KEY);
+    let after = renewed + Duration::from_millis(10);
+    w.step(&mut b, after); // finds it missing, writes the vacancy
+    assert_eq!(vacancy_lease(&w), Some(12_000));
+    let (led, _) = first_new_leader(&mut w, &mut [&mut b], after, Duration::from_secs(30))
+        .expect("b leads in the end");
+    assert!(
+        led >= promised_until,
+        "led at {led:?}, promise until {promised_until:?}"
+    );
+    // The old rule (mutation vacancy-own-lease): a 2 s vacancy, taken inside the promise.
+    let mut w = World::new();
+    let mut a = with_lease("a", long, None);
+    let mut b = with_lease("bb", Duration::from_secs(2), None);
+    b.set_mutation(Some(Mutation::VacancyOwnLease));
+    let t0 = w.elect(&mut a, at(0));
+    w.step(&mut b, t0);
+    let renewed = a.poll_timeout();
+    w.step(&mut a, renewed);
+    let promised_until = renewed + a.status(renewed).valid_for;
+    w.store.delete(KEY);
+    let (led, _) =
+        first_new_leader(&mut w, &mut [&mut b], renewed, Duration::from_secs(30)).expect("b leads");
+    assert!(led < promised_until, "the mutant waited: {led:?}");
+}
+
+/// Case 1: a node that never saw the 12 s record writes a short vacancy; a node that saw it
+/// raises the vacancy to 12 s before anyone may take it, so the newcomer waits too.
+#[test]
+fn a_vacancy_shorter_than_a_lease_seen_is_raised() {
+    let mut w = World::new();
+    let long = Duration::from_secs(12);
+    let short = Duration::from_secs(2);
+    let mut a = with_lease("a", long, None);
+    let mut b = with_lease("bb", short, None);
+    let t0 = w.elect(&mut a, at(0));
+    w.step(&mut b, t0);
+    let renewed = a.poll_timeout();
+    w.step(&mut a, renewed);
+    let promised_until = renewed + a.status(renewed).valid_for;
+    w.store.delete(KEY);
+    let mut c = with_lease("ccc", short, None);
+    let after = renewed + Duration::from_millis(5);
+    w.step(&mut c, after); // the newcomer finds it missing first
+    assert_eq!(vacancy_lease(&w), Some(2_000));
+    w.step(&mut b, after + Duration::from_millis(10));
+    assert_eq!(
+        vacancy_lease(&w),
+        Some(12_000),
+        "raised by the node that saw 12 s"
+    );
+    let (led, who) = first_new_leader(
+        &mut w,
+        &mut [&mut c, &mut b],
+        after + Duration::from_millis(20),
+        Duration::from_secs(30),
+    )
+    .expect("a new leader");
+    assert!(
+        led >= promised_until,
+        "{who} led at {led:?}, promise until {promised_until:?}"
+    );
+}
+
+/// Case 1, the operator's rule: during a change of lease lengths every node is told the
+/// longest lease in use, so even a node that never saw the long record waits it out.
+#[test]
+fn the_longest_lease_setting_covers_nodes_that_never_saw_the_record() {
+    let mut w = World::new();
+    let long = Duration::from_secs(12);
+    let mut a = with_lease("a", long, None);
+    let t0 = w.elect(&mut a, at(0));
+    let renewed = a.poll_timeout();
+    w.step(&mut a, renewed);
+    let promised_until = renewed + a.status(renewed).valid_for;
+    w.store.delete(KEY);
+    let mut c = with_lease("ccc", Duration::from_secs(2), Some(long));
+    let (led, _) =
+        first_new_leader(&mut w, &mut [&mut c], renewed, Duration::from_secs(30)).expect("c leads");
+    assert!(led >= promised_until);
+    assert!(t0 < renewed);
+}
+
+/// Case 2: the store's clock steps back an hour after a deletion. A node that never saw the
+/// old term writes the vacancy with term 1 and would take a term from the (stepped back)
+/// clock; a node that saw the old term raises the vacancy's term first, so terms still grow.
+#[test]
+fn terms_survive_a_store_clock_step_back_through_a_node_that_saw_them() {
+    let run = |witness: bool, mutation: Option<Mutation>| {
+        let mut w = World::new();
+        let (mut a, mut b) = (elector("a"), elector("bb"));
+        let t0 = w.elect(&mut a, at(0));
+        w.step(&mut b, t0);
+        let old = w.record().term;
+        w.store.delete(KEY);
+        w.store_epoch_s -= 3600;
+        let mut c = elector("ccc");
+        c.set_mutation(mutation);
+        b.set_mutation(mutation);
+        let later = t0 + Duration::from_millis(100);
+        w.step(&mut c, later);
+        assert_eq!(w.record().term, 1, "the newcomer's vacancy knows no term");
+        let mut electors: Vec<&mut Elector> = vec![&mut c];
+        if witness {
+            electors.push(&mut b);
+        }
+        first_new_leader(&mut w, &mut electors, later, Duration::from_secs(30))
+            .expect("a new leader");
+        (old, w.record().term)
+    };
+    let (old, new) = run(true, None);
+    assert!(new > old, "term went from {old} to {new}");
+    // The old rule (mutation vacancy-keeps-its-term): the term goes back with the clock.
+    let (old, new) = run(true, Some(Mutation::VacancyKeepsItsTerm));
+    assert!(new < old, "{old} then {new}");
+    // The assumption, shown: with nobody alive who saw the old term, it comes from the
+    // store's clock alone, and goes back with it.
+    let (old, new) = run(false, None);
+    assert!(new < old, "{old} then {new}");
+}
+
+/// A vacancy is taken once it has aged its lease (no waiting for the store's `Date` to pass
+/// its `Last-Modified`), with a term above the store's clock a skew past its write.
+#[test]
+fn a_vacancy_is_taken_with_a_term_above_its_write_by_the_store_clock() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.step(&mut a, at(0));
+    let written_s = w.store.get_object(KEY).unwrap().last_modified_ms / 1000;
+    let took = w.elect(&mut a, at(1));
+    assert_eq!(took, first_leader_at());
+    let skew_s = timings().store_clock_skew.as_secs();
+    assert!(w.record().term >= (written_s + skew_s + 1) * crate::record::TERMS_PER_SECOND);
+}
+
+/// Case 7: a store clock past the year 4824 is named as what it is.
+#[test]
+fn a_store_clock_beyond_any_term_is_reported_as_such() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    w.store_epoch_s = crate::record::MAX_TERM / crate::record::TERMS_PER_SECOND + 10;
+    let mut now = at(0);
+    let mut error = None;
+    while error.is_none() && now < at(20_000) {
+        w.step(&mut a, now);
+        error = w.take_error();
+        now = a.poll_timeout().max(now + Duration::from_millis(1));
+    }
+    let error = error.expect("an error").to_string();
+    assert!(error.contains("store's clock"), "{error}");
+}
+
+/// Case 7: after a deletion, an observer is told "vacant, and how long nobody may take it"
+/// rather than only "nobody leads" (the deleted object's leader may act until then).
+#[test]
+fn a_vacancy_is_shown_as_such_with_its_wait() {
+    let mut w = World::new();
+    let mut a = elector("a");
+    let t0 = w.elect(&mut a, at(0));
+    let mut obs = elector("obs");
+    w.step(&mut obs, t0);
+    assert!(matches!(
+        obs.lease_view(t0),
+        LeaseView::Held { live: true, .. }
+    ));
+    w.store.delete(KEY);
+    // The observer's next polls find it missing, write a vacancy and read it.
+    let t1 = w.run(&mut obs, t0, t0 + timings().retry_period * 3);
+    let wait = LEASE + timings().grace;
+    match obs.lease_view(t1) {
+        LeaseView::Vacant { wait: left, lease } => {
+            assert_eq!(lease, LEASE);
+            let since = t1.saturating_since(t0);
+            assert!(left <= wait && left + since >= wait, "{left:?}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(obs.status(t1).leader, None, "nobody leads on a vacancy");
+}

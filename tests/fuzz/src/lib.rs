@@ -256,6 +256,7 @@ pub fn keys() -> Keys {
         members: "p/e/members/".into(),
         own_member: "p/e/members/n1".into(),
         slot: "p/e/slot".into(),
+        job: "p/e/job".into(),
         probe: "p/e/probe/n1".into(),
     }
 }

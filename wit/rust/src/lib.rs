@@ -3,7 +3,7 @@
 //! For Rust WebAssembly components (Spin, wasmCloud, wasmtime plugins) that use the
 //! s3-election component for leader election. One dependency gives you:
 //!
-//! - typed bindings to the `s3-election:election/election@0.2.0` interface (your component
+//! - typed bindings to the `s3-election:election/election@0.2.1` interface (your component
 //!   imports it; compose it with the s3-election component: `wac plug`, or a Spin component
 //!   dependency);
 //! - constructors with a default for every setting ([`ElectionConfig::new`],
