@@ -50,7 +50,10 @@ fn the_core_holds_every_invariant_within_the_ci_bounds_elsewhere() {
 #[test]
 fn each_broken_rule_is_caught() {
     for m in Mutation::ALL {
-        let config = replay::config_for(m, true);
+        let Some(config) = replay::config_for(m, true) else {
+            println!("{}: only the simulator reaches it (tests/sim.rs)", m.name());
+            continue;
+        };
         let (summary, schedule) = replay::check(&config, Some(m), MAX_STATES);
         println!("{summary}");
         let s = schedule.unwrap_or_else(|| {

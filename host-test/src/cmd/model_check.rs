@@ -3,7 +3,7 @@
 
 use super::sim_mutation;
 use crate::check::model::replay::{self, Config, Schedule};
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use s3_election::mutation::Mutation;
 use std::path::{Path, PathBuf};
@@ -83,7 +83,10 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
         println!("model-check, {bounds}: every mutation must be caught");
         let mut survived = Vec::new();
         for m in s3_election::mutation::Mutation::ALL {
-            let config = replay::config_for(m, args.ci);
+            let Some(config) = replay::config_for(m, args.ci) else {
+                println!("{:<10} [{}] only the simulator reaches it", "-", m.name());
+                continue;
+            };
             let (summary, schedule) = replay::check(&config, Some(m), args.max_states);
             println!("{summary}");
             match schedule {
@@ -102,7 +105,12 @@ pub fn run(args: ModelCheckArgs) -> Result<()> {
     }
     let configs = match (args.mutation, args.config.is_empty()) {
         (Some(m), true) => vec![replay::with_overrides(
-            replay::config_for(m, args.ci),
+            replay::config_for(m, args.ci).with_context(|| {
+                format!(
+                    "no world here shows mutation {}: try `host-test sim --mutation {0}`",
+                    m.name()
+                )
+            })?,
             args.faults,
             args.heal_ms,
         )],

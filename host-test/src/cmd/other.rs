@@ -310,6 +310,16 @@ pub fn sim(args: SimArgs) -> Result<()> {
         c.per_second(),
         c.events as f64 / c.elapsed.as_secs_f64()
     );
+    if c.failures.len() > 1 {
+        // Which invariants failed, by seed: a campaign's failures at a glance.
+        for (seed, report) in c.failures.iter().take(40) {
+            let first = report.lines().next().unwrap_or_default();
+            eprintln!(
+                "  seed {seed}: {}",
+                first.chars().take(140).collect::<String>()
+            );
+        }
+    }
     if let Some((_, report)) = c.failures.first() {
         bail!(
             "{} of {} schedules failed; the first:\n{report}",

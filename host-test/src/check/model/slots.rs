@@ -1,9 +1,11 @@
 //! The singleton-job world: workers (some sharing a node id, as replicas of one deployment
 //! do) claim slot 1, then slot 2, ... of one job with the real `slot::SlotClaim`, against
 //! `memstore`. Every interleaving of their requests and answers, with lost requests, lost
-//! answers (the write applied or not), timeouts and 409s within a fault budget. Judged by the
-//! simulator's (k) ([`sim::judge_slot`]): at most one claim wins each slot, and the stored
-//! slot never goes back.
+//! answers (the write applied or not), timeouts and 409s within a fault budget. A claim that
+//! errs is retried with its claim id, as a caller does; the slot record may be lost (an
+//! operator, a lifecycle rule) once the job's marker is written. Judged by the simulator's (k)
+//! ([`sim::judge_slot`]): at most one claim wins each slot, the stored slot never goes back,
+//! and a slot the store says was claimed was won by a claim (none left running nowhere).
 
 use super::{Fingerprint, Model};
 use crate::check::sim::{self, Profile, SimViolation, STORE_EPOCH_S};
@@ -26,6 +28,10 @@ pub struct Bounds {
     pub slots: u64,
     /// Lost requests, lost answers and 409s allowed in all.
     pub faults: u8,
+    /// Times the slot record may disappear (only once the job's marker exists: before it,
+    /// nothing tells a lost record from a new job, the exception the README states).
+    #[serde(default)]
+    pub record_losses: u8,
 }
 
 pub struct SlotWorld {
@@ -37,6 +43,10 @@ pub struct SlotWorld {
 #[derive(Clone, Debug)]
 struct Worker {
     claim: SlotClaim,
+    /// The caller's claim id for this slot, kept for its retries.
+    claim_id: String,
+    /// Retries left after an error (one per fault suffices to reach a fault-free attempt).
+    retries: u8,
     /// Requests left (a claim gives up after `MAX_SLOT_REQUESTS`).
     budget: usize,
     waiting: bool,
@@ -62,6 +72,7 @@ pub struct Slots {
     net: Vec<Msg>,
     store: MemStore,
     faults_left: u8,
+    losses_left: u8,
     highest: u64,
     pub log: Option<Vec<String>>,
 }
@@ -79,6 +90,8 @@ pub enum Action {
     /// A worker's timeout fires: at once when its request or answer was lost, or as a fault
     /// while its request is still on its way (it may still be applied).
     Timeout(usize),
+    /// The slot record disappears (the number is ignored).
+    LoseRecord(usize),
 }
 
 impl fmt::Display for Action {
@@ -90,6 +103,7 @@ impl fmt::Display for Action {
             Action::Lose(m) => write!(f, "lose {m}"),
             Action::Conflict(m) => write!(f, "conflict {m}"),
             Action::Timeout(w) => write!(f, "timeout {w}"),
+            Action::LoseRecord(_) => write!(f, "lose-record 0"),
         }
     }
 }
@@ -110,6 +124,7 @@ impl FromStr for Action {
             "lose" => Action::Lose(n),
             "conflict" => Action::Conflict(n),
             "timeout" => Action::Timeout(n),
+            "lose-record" => Action::LoseRecord(n),
             _ => return Err(format!("`{s}` is not an action")),
         })
     }
@@ -158,17 +173,46 @@ impl SlotWorld {
     fn claims(&self, slot: u64) -> Vec<Worker> {
         (0..self.bounds.workers)
             .map(|i| {
-                let config = Self::config(i, self.bounds.shared);
-                let nonce = format!("{:032x}", (slot << 32) | i as u64);
-                let mut claim = SlotClaim::new(&config, slot, nonce);
-                claim.set_mutation(self.mutation);
+                let claim_id = format!("w{i}-slot{slot}");
                 Worker {
-                    claim,
+                    claim: self.claim(i, slot, &claim_id),
+                    claim_id,
+                    retries: self.bounds.faults,
                     budget: MAX_SLOT_REQUESTS,
                     waiting: false,
                 }
             })
             .collect()
+    }
+
+    fn claim(&self, worker: usize, slot: u64, claim_id: &str) -> SlotClaim {
+        let config = Self::config(worker, self.bounds.shared);
+        let mut claim = SlotClaim::new(&config, slot, claim_id.to_string());
+        claim.set_mutation(self.mutation);
+        claim
+    }
+
+    /// A claim that erred is tried again, as a caller does: with the same claim id (the old
+    /// way, mutation retry-without-claim-id, with a new one).
+    fn retry_errors(&self, s: &mut Slots) {
+        let slot = s.slot;
+        for i in 0..s.workers.len() {
+            let w = &s.workers[i];
+            let erred = matches!(w.claim.result(), Some(Err(Error::Transport(_))));
+            if !erred || w.retries == 0 {
+                continue;
+            }
+            let mut claim_id = w.claim_id.clone();
+            if self.mutation == Some(Mutation::RetryWithoutClaimId) {
+                claim_id = format!("{claim_id}-retry{}", w.retries);
+            }
+            let claim = self.claim(i, slot, &claim_id);
+            let w = &mut s.workers[i];
+            w.claim = claim;
+            w.claim_id = claim_id;
+            w.retries -= 1;
+            w.budget = MAX_SLOT_REQUESTS;
+        }
     }
 
     /// Once every claim of the slot is over: judge it, and start the next slot.
@@ -181,6 +225,7 @@ impl SlotWorld {
                 w.claim.abandon(Error::Transport("out of requests".into()));
             }
         }
+        self.retry_errors(s);
         if s.workers.iter().any(|w| w.claim.result().is_none()) {
             return None;
         }
@@ -200,6 +245,15 @@ impl SlotWorld {
                 "slot {} over: won by {:?}, stored slot {stored:?}",
                 s.slot, winners
             ));
+        }
+        // A slot the store says was claimed, won by nobody: ran nowhere (unless a caller
+        // gave up on an error, or the record was lost and claims are refused from then on).
+        let gave_up = s
+            .workers
+            .iter()
+            .any(|w| matches!(w.claim.result(), Some(Err(Error::Transport(_)))));
+        if winners.is_empty() && stored == Some(s.slot) && !gave_up {
+            return Some(SimViolation::SlotRanNowhere { slot: s.slot });
         }
         if let Some(v) = sim::judge_slot(s.slot, winners, stored, &mut s.highest) {
             return Some(v);
@@ -236,12 +290,19 @@ impl Model for SlotWorld {
             net: Vec::new(),
             store: MemStore::new(),
             faults_left: self.bounds.faults,
+            losses_left: self.bounds.record_losses,
             highest: 0,
             log: None,
         }]
     }
 
     fn actions(&self, s: &Slots, out: &mut Vec<Action>) {
+        if s.losses_left > 0
+            && s.store.get_object(&self.keys.slot).is_some()
+            && s.store.get_object(&self.keys.job).is_some()
+        {
+            out.push(Action::LoseRecord(0));
+        }
         for (i, w) in s.workers.iter().enumerate() {
             let in_flight = s.net.iter().any(|m| match m {
                 Msg::Request {
@@ -367,6 +428,11 @@ impl Model for SlotWorld {
                 let timeout = Outcome::Transient(Error::Transport("timeout".into()));
                 self.answer(s, i, timeout)
             }
+            Action::LoseRecord(_) => {
+                s.store.delete(&self.keys.slot);
+                s.losses_left -= 1;
+                None
+            }
         }
     }
 
@@ -374,12 +440,14 @@ impl Model for SlotWorld {
         let mut f = Fingerprint::default();
         f.u64(s.slot);
         f.u64(s.highest);
-        f.bytes(&[s.faults_left]);
+        f.bytes(&[s.faults_left, s.losses_left]);
         f.debug(&s.workers);
         f.debug(&s.net);
-        match s.store.get_object(&self.keys.slot) {
-            Some(o) => f.bytes(&o.body),
-            None => f.bytes(b"-"),
+        for key in [&self.keys.slot, &self.keys.job] {
+            match s.store.get_object(key) {
+                Some(o) => f.bytes(&o.body),
+                None => f.bytes(b"-"),
+            }
         }
         f.finish()
     }

@@ -92,6 +92,10 @@ pub struct Bounds {
     /// process starts with quoted ones (the default setting, no probe).
     #[serde(default)]
     pub bare_etags_only: bool,
+    /// Each process's lease, ms (empty: all the default). Every process is told the longest
+    /// (the README's rule for nodes with different leases).
+    #[serde(default)]
+    pub leases_ms: Vec<u64>,
 }
 
 /// The world as a model: its bounds, the mutation, and what follows from them.
@@ -332,6 +336,21 @@ impl ElectionWorld {
             },
             bare_etags: vec![false; n],
             probing: vec![false; n],
+            leases_ms: if bounds.leases_ms.is_empty() {
+                vec![Profile::timings().lease.as_millis() as u64; n]
+            } else {
+                bounds.leases_ms.clone()
+            },
+            restart_leases_ms: if bounds.leases_ms.is_empty() {
+                vec![Profile::timings().lease.as_millis() as u64; n]
+            } else {
+                bounds.leases_ms.clone()
+            },
+            clock_steps: Vec::new(),
+            repeated_list_keys: false,
+            delete_after_renewal: None,
+            fast_heartbeat_gateway: 0.0,
+            start_together: false,
             heal_ms: bounds.heal_ms,
             end_ms: bounds.horizon_ms,
         };
@@ -1279,6 +1298,7 @@ mod tests {
             drift: false,
             wall_offsets_ms: vec![0, 0],
             bare_etags_only: false,
+            leases_ms: Vec::new(),
         }
     }
 
