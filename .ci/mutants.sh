@@ -20,12 +20,15 @@ declare -A GUARD=(
   [slot-won-by-node-id]="safety slot_claims_by_replicas_sharing_a_node_id_win_once"
   [unconditional-renewal]="election terms_grow_across_leaders_and_hold_across_renewals"
   [conflict-as-lost]="faults error_statuses_are_retried_without_losing_the_lease"
+  [vacancy-own-lease]="safety nodes_with_shorter_leases_wait_out_a_deleted_long_lease"
+  [slot-trusts-a-missing-record]="cron a_lost_slot_record_is_refused_until_an_operator_acts"
 )
 names=("$@")
 if [ ${#names[@]} -eq 0 ]; then
   names=(trust-node-id create-lease-on-missing release-at-quorum-loss ignore-quorum
          ignore-failed-quorum-checks no-store-clock-skew-margin unbounded-members
-         slot-won-by-node-id unconditional-renewal conflict-as-lost)
+         slot-won-by-node-id unconditional-renewal conflict-as-lost vacancy-own-lease
+         slot-trusts-a-missing-record)
 fi
 
 out=target/mutants

@@ -287,9 +287,14 @@ fn judge_calls(node: &str, calls: &[Call], findings: &mut Findings) {
 }
 
 /// The request-rate bound (see `s3_election::core::RATE_WINDOW_RETRY_PERIODS`) of each
-/// election's nodes together, as the server saw their requests.
+/// election's nodes together, as the server saw their requests. A stateless node is a fresh
+/// instance per call and cannot count across calls: it keeps the bound by its calls' spacing
+/// (at most `MAX_REQUESTS_PER_TICK` each, at least a retry period apart), so a window may
+/// also catch the tail of one more call than its length holds.
 fn judge_rate(seen: &host_test::stores::hostile::Seen, findings: &mut Findings) {
-    use s3_election::core::{MAX_REQUESTS_PER_RATE_WINDOW, RATE_WINDOW_RETRY_PERIODS};
+    use s3_election::core::{
+        MAX_REQUESTS_PER_RATE_WINDOW, MAX_REQUESTS_PER_TICK, RATE_WINDOW_RETRY_PERIODS,
+    };
     let retry = Duration::from_millis(u64::from(LEASE_MS) * 2 / 15);
     let window = retry * RATE_WINDOW_RETRY_PERIODS;
     let rated = seen.rated.lock().unwrap().clone();
@@ -306,7 +311,12 @@ fn judge_rate(seen: &host_test::stores::hostile::Seen, findings: &mut Findings) 
             .filter(|(_, key)| key.starts_with(&prefix))
             .map(|(t, _)| *t)
             .collect();
-        let bound = nodes * MAX_REQUESTS_PER_RATE_WINDOW;
+        let straddling_call = if election == "stateless" {
+            MAX_REQUESTS_PER_TICK
+        } else {
+            0
+        };
+        let bound = nodes * MAX_REQUESTS_PER_RATE_WINDOW + straddling_call;
         let busiest = times
             .iter()
             .map(|&start| {

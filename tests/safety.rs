@@ -187,6 +187,76 @@ async fn a_lease_deleted_under_a_running_leader_is_waited_out() {
     assert_invariants(&c.history());
 }
 
+/// Issue 18, case 1, with real `host-test node` processes: a leader with a 12 s lease, nodes
+/// with 2 s leases (one told the longest lease in use, the documented rule for a rolling
+/// change; one not told, but running when the long record was there), and the lease object
+/// deleted right after a renewal while the leader is stopped (SIGSTOP: it cannot notice, and
+/// keeps its promise). Nobody leads inside the 12 s promise; terms still grow.
+#[test]
+fn nodes_with_shorter_leases_wait_out_a_deleted_long_lease() {
+    const LONG: u32 = 12_000;
+    const SHORT: u32 = 2_000;
+    let b = bucket("mixed-leases");
+    let mut nodes = Nodes::new(b.clone(), "mixed", LONG);
+    nodes.spawn(host_test_node(), "long");
+    // The first election waits out one (long) lease on its vacancy.
+    nodes.wait_for("the long-lease node leads", ms(LONG) * 3, |h| {
+        h.iter().any(|o| o.node == "long" && o.is_leader())
+    });
+    let mut told = host_test_node();
+    told.args(["--longest-lease", &format!("{LONG}ms")]);
+    nodes.spawn_with_lease(told, "short-told", SHORT);
+    nodes.spawn_with_lease(host_test_node(), "short-saw", SHORT);
+    nodes.wait_for("the short-lease nodes follow", ms(SHORT) * 3, |h| {
+        ["short-told", "short-saw"].iter().all(|n| {
+            h.iter()
+                .any(|o| o.node == *n && o.leader.as_deref() == Some("long"))
+        })
+    });
+    // Right after a renewal: the next leader answer with a fresh (nearly full) promise.
+    let seen = nodes.history().len();
+    nodes.wait_for("a renewal", ms(LONG), |h| {
+        h[seen..]
+            .iter()
+            .any(|o| o.node == "long" && o.is_leader() && o.valid_ms > u64::from(LONG) * 9 / 10)
+    });
+    nodes.pause("long", true);
+    env()
+        .store
+        .delete_object(&b, "procs/mixed/lease")
+        .expect("delete the lease");
+    let h = nodes.history();
+    let old = h
+        .iter()
+        .rfind(|o| o.node == "long" && o.is_leader())
+        .cloned()
+        .unwrap();
+    let promised = promised_until(&h, "long");
+    // One of the short nodes leads, after the long promise.
+    nodes.wait_for("a short-lease node leads", ms(LONG) * 3, |h| {
+        h.iter()
+            .any(|o| o.node.starts_with("short") && o.is_leader())
+    });
+    nodes.pause("long", false);
+    let h = nodes.history();
+    let first = h
+        .iter()
+        .find(|o| o.node.starts_with("short") && o.is_leader())
+        .unwrap();
+    assert!(
+        first.at_ms >= promised,
+        "{} led at {} ms, inside the long lease promised until {promised} ms:\n{}",
+        first.node,
+        first.at_ms,
+        pretty(&h)
+    );
+    assert!(first.term > old.term, "{first:?} after {old:?}");
+    nodes.signal("short-told", "-TERM");
+    nodes.signal("short-saw", "-TERM");
+    nodes.signal("long", "-TERM");
+    assert_invariants(&nodes.history());
+}
+
 /// A fresh node on an election whose lease was deleted after its leader died starts above
 /// the old term (the term comes from the store's clock), never back at 1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,4 +1,4 @@
-//! The component's exported interface (`s3-election:election/election@0.2.0`) as Rust types,
+//! The component's exported interface (`s3-election:election/election@0.2.1`) as Rust types,
 //! generated from `wit/`, and small helpers to build its records and print its answers. Every
 //! other module speaks these types; this one imports nothing from the crate.
 
@@ -9,7 +9,7 @@ pub(crate) mod bindings {
         inline: "
             package host-test:view;
             world election-host {
-                export s3-election:election/election@0.2.0;
+                export s3-election:election/election@0.2.1;
             }
         ",
         path: "../wit",

@@ -232,6 +232,30 @@ impl Nodes {
         self.spawn_as(cmd, id, id);
     }
 
+    /// Start `cmd` as node `id` with a lease of its own (a node of another deployment, or
+    /// one a rolling change of settings has not reached yet).
+    pub fn spawn_with_lease(&mut self, cmd: Command, id: &str, lease_ms: u32) {
+        let usual = std::mem::replace(&mut self.lease_ms, lease_ms);
+        self.spawn_as(cmd, id, id);
+        self.lease_ms = usual;
+    }
+
+    /// SIGSTOP (`pause: true`) or SIGCONT to the process named `id`: a stopped process keeps
+    /// the promise it last printed.
+    pub fn pause(&mut self, id: &str, pause: bool) {
+        let (_, child, _) = self
+            .children
+            .iter()
+            .find(|(name, ..)| name == id)
+            .unwrap_or_else(|| panic!("no node {id}"));
+        let signal = if pause { "-STOP" } else { "-CONT" };
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
     /// Start `cmd` with node id `id`, named `label` in the history (processes that share a
     /// node id are still told apart there).
     pub fn spawn_as(&mut self, mut cmd: Command, id: &str, label: &str) {

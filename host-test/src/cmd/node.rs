@@ -35,6 +35,13 @@ pub struct NodeArgs {
     /// Pause between retries and follower polls.
     #[arg(long, value_parser = duration)]
     retry: Option<Duration>,
+    /// The longest lease any node of this election uses (default: --lease). While nodes run
+    /// with different leases (a rolling change of --lease), give every node the longest.
+    #[arg(long, value_parser = duration)]
+    longest_lease: Option<Duration>,
+    /// Send ETags without quotes in If-Match (Ceph RGW; the node also finds out by itself).
+    #[arg(long)]
+    unquoted_etags: bool,
     /// Published in the lease record while this node leads.
     #[arg(long, default_value = "")]
     metadata: String,
@@ -85,8 +92,13 @@ pub async fn run(args: NodeArgs) -> Result<()> {
     election.probe_store = args.probe_store;
     let id = election.node_id.clone();
     let lease = args.lease.unwrap_or(Duration::from_secs(15));
-    let mut cluster = Cluster::new(runtime, store.s3_config(&args.bucket));
+    let mut s3 = store.s3_config(&args.bucket);
+    s3.unquoted_etags = args.unquoted_etags;
+    let mut cluster = Cluster::new(runtime, s3);
     cluster.recorder.echo_json = true;
+    if let Some(d) = args.longest_lease {
+        cluster.options.longest_lease_ms = Some(millis(d)?);
+    }
     cluster
         .start(election)
         .await

@@ -100,10 +100,29 @@ impl Recorder {
     }
 
     pub fn record(&self, node: &str, answer: &Result<api::Status, api::Error>) -> Observation {
+        self.record_with_notices(node, answer, &[])
+    }
+
+    /// [`Recorder::record`], with what `notices` (0.2.1) said after the call: those that
+    /// 0.2.0's `problems` cannot name are added to the observation's problems.
+    pub fn record_with_notices(
+        &self,
+        node: &str,
+        answer: &Result<api::Status, api::Error>,
+        notices: &[api::Notice],
+    ) -> Observation {
         let unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        let o = observation(node, self.now_ms(), unix_ms, answer);
+        let mut o = observation(node, self.now_ms(), unix_ms, answer);
+        if answer.is_ok() {
+            for n in notices {
+                let name = notice_name(n);
+                if !o.problems.iter().any(|p| p == name) {
+                    o.problems.push(name.to_string());
+                }
+            }
+        }
         if self.echo_json {
             println!("{}", serde_json::to_string(&o).unwrap_or_default());
         }
@@ -147,6 +166,15 @@ impl Recorder {
 impl Default for Recorder {
     fn default() -> Self {
         Recorder::new()
+    }
+}
+
+/// A notice's name, as the WIT spells it.
+pub fn notice_name(n: &api::Notice) -> &'static str {
+    match n {
+        api::Notice::DuplicateNodeId => "duplicate-node-id",
+        api::Notice::StoreNeedsUnquotedEtags => "store-needs-unquoted-etags",
+        api::Notice::OpenedOnAnExpiredLease => "opened-on-an-expired-lease",
     }
 }
 
@@ -217,6 +245,9 @@ pub struct Cluster {
     /// Serve every node from this in-process S3 instead of the network.
     in_process: Option<Arc<crate::stores::memserver::InProcessS3>>,
     pub recorder: Recorder,
+    /// The settings added after 0.2.0 that every node started from now on is opened with
+    /// (`elector.open-with`).
+    pub options: api::Options,
     nodes: HashMap<String, NodeHandle>,
 }
 
@@ -227,6 +258,9 @@ impl Cluster {
             s3,
             in_process: None,
             recorder: Recorder::new(),
+            options: api::Options {
+                longest_lease_ms: None,
+            },
             nodes: HashMap::new(),
         }
     }
@@ -298,6 +332,7 @@ impl Cluster {
             runtime: self.runtime.clone(),
             s3: self.s3.clone(),
             election: election.clone(),
+            options: self.options,
             faults: faults.clone(),
             recorder: self.recorder.clone(),
             stats: Arc::default(),
@@ -438,6 +473,7 @@ struct Driver {
     runtime: Arc<Runtime>,
     s3: api::S3Config,
     election: api::ElectionConfig,
+    options: api::Options,
     faults: Arc<Faults>,
     recorder: Recorder,
     stats: Arc<NodeStats>,
@@ -452,15 +488,16 @@ impl Driver {
     /// Open an elector in a new instance. (A free-standing future: `Driver` holds a store,
     /// which is `Send` but not `Sync`.)
     fn open(&self) -> impl std::future::Future<Output = Result<Node>> + Send + 'static {
-        let (runtime, s3, election, faults) = (
+        let (runtime, s3, election, options, faults) = (
             self.runtime.clone(),
             self.s3.clone(),
             self.election.clone(),
+            self.options,
             self.faults.clone(),
         );
         async move {
             runtime
-                .open(&s3, &election, faults)
+                .open_with(&s3, &election, options, faults)
                 .await?
                 .map_err(|e| anyhow!("open {}: {}", election.node_id, describe_error(&e)))
         }
@@ -477,6 +514,14 @@ impl Driver {
 
     async fn tick(&mut self) -> Result<Result<api::Status, api::Error>> {
         self.instance().await?.tick().await
+    }
+
+    /// What the elector of the last call noticed (none if there is no instance).
+    async fn notices(&mut self) -> Vec<api::Notice> {
+        match self.node.as_mut() {
+            Some(node) => node.notices().await.unwrap_or_default(),
+            None => Vec::new(),
+        }
     }
 
     async fn resign(&mut self) -> Result<Result<api::Status, api::Error>> {
@@ -511,7 +556,8 @@ impl Driver {
             let pause = match self.tick().await {
                 Ok(answer) => {
                     self.stats.answered(started.elapsed(), &answer);
-                    self.recorder.record(&id, &answer);
+                    let notices = self.notices().await;
+                    self.recorder.record_with_notices(&id, &answer, &notices);
                     match answer {
                         Ok(s) => Duration::from_millis(s.next_tick_ms),
                         Err(_) => retry,

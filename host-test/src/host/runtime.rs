@@ -276,6 +276,38 @@ impl Runtime {
             .await?)
     }
 
+    /// `claim_slot` with the caller's claim id (`claim-slot-as`, 0.2.1).
+    pub async fn claim_slot_as(
+        &self,
+        s3: &api::S3Config,
+        job: &api::Job,
+        slot: u64,
+        claim_id: &str,
+        faults: Arc<Faults>,
+    ) -> Result<Result<api::SlotClaim, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(instance
+            .s3_election_election_election()
+            .call_claim_slot_as(&mut store, s3, job, slot, claim_id)
+            .await?)
+    }
+
+    /// A fresh instance reads the lease object (`read-lease`, 0.2.1).
+    pub async fn read_lease(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionRef,
+        faults: Arc<Faults>,
+    ) -> Result<Result<api::LeaseState, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        Ok(instance
+            .s3_election_election_election()
+            .call_read_lease(&mut store, s3, election)
+            .await?)
+    }
+
     /// A fresh instance runs the store conformance probe, on the scratch key of `election`'s
     /// node id.
     pub async fn probe_store(
@@ -351,6 +383,28 @@ impl Runtime {
             elector,
         }))
     }
+
+    /// [`Runtime::open`] with the settings added after 0.2.0 (`elector.open-with`).
+    pub async fn open_with(
+        &self,
+        s3: &api::S3Config,
+        election: &api::ElectionConfig,
+        options: api::Options,
+        faults: Arc<Faults>,
+    ) -> Result<Result<Node, api::Error>> {
+        let mut store = self.store(faults);
+        let instance = self.pre.instantiate_async(&mut store).await?;
+        let opened = instance
+            .s3_election_election_election()
+            .elector()
+            .call_open_with(&mut store, s3, election, options)
+            .await?;
+        Ok(opened.map(|elector| Node {
+            store,
+            instance,
+            elector,
+        }))
+    }
 }
 
 /// One running component instance with one elector.
@@ -388,6 +442,21 @@ impl Node {
             .elector()
             .call_set_credentials(&mut self.store, elector, credentials)
             .await?)
+    }
+
+    /// The lease object as this elector last read it (`lease-state`, 0.2.1).
+    pub async fn lease_state(&mut self) -> Result<api::LeaseState> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api
+            .elector()
+            .call_lease_state(&mut self.store, elector)
+            .await?)
+    }
+
+    /// Everything the elector noticed about its deployment (`notices`, 0.2.1).
+    pub async fn notices(&mut self) -> Result<Vec<api::Notice>> {
+        let (api, elector) = (self.instance.s3_election_election_election(), self.elector);
+        Ok(api.elector().call_notices(&mut self.store, elector).await?)
     }
 
     pub async fn query_leader(&mut self) -> Result<Result<Option<api::LeaderInfo>, api::Error>> {

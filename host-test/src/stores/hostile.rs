@@ -229,6 +229,7 @@ async fn connection(mut stream: TcpStream, server: Arc<Server>) {
         Kind::LeaseRead | Kind::LeaseWrite | Kind::MemberWrite | Kind::Delete
     ) && !request.key.contains("/probe/")
         && !request.key.ends_with("/slot")
+        && !request.key.ends_with("/job")
     {
         if let Ok(mut rated) = server.seen.rated.lock() {
             rated.push((std::time::Instant::now(), request.key.clone()));

@@ -224,6 +224,14 @@ fn parse(
         };
         return Some((keys(base, ""), request));
     }
+    if let Some(base) = key.strip_suffix("/job") {
+        let request = match *method {
+            http::Method::GET => Request::GetJobMarker,
+            http::Method::PUT => Request::PutJobMarker { body },
+            _ => return None,
+        };
+        return Some((keys(base, ""), request));
+    }
     if let Some((base, name)) = key.split_once("/probe/") {
         // `<node>-<scratch>[-missing]`; the scratch name has no `-`.
         let (name, missing_key) = match name.strip_suffix("-missing") {
@@ -262,6 +270,7 @@ fn keys(base: &str, node: &str) -> Keys {
         members: format!("{base}/members/"),
         own_member: format!("{base}/members/{node}"),
         slot: format!("{base}/slot"),
+        job: format!("{base}/job"),
         probe: format!("{base}/probe/{node}"),
     }
 }
