@@ -231,6 +231,20 @@ impl Election {
         })
     }
 
+    /// [`Election::open`] with the options added in 0.2.1 (the longest lease in use: see
+    /// [`Settings::options`]).
+    pub fn open_with(
+        s3: &S3Config,
+        election: &ElectionConfig,
+        options: &Options,
+    ) -> Result<Election, Error> {
+        Ok(Election {
+            elector: Elector::open_with(s3, election, *options)?,
+            validity: Validity::default(),
+            last: None,
+        })
+    }
+
     /// One election step. An error means this node is not leader now (the next tick retries).
     pub fn tick(&mut self) -> Result<&Status, Error> {
         let answer = self.elector.tick();

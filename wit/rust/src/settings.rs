@@ -1,7 +1,7 @@
 //! Settings from name/value pairs: environment variables (`wasi:cli/environment`), Spin
 //! variables, wasmCloud config. The names follow the AWS SDKs and this project's `S3E_*`.
 
-use crate::{Credentials, ElectionConfig, S3Config};
+use crate::{Credentials, ElectionConfig, Options, S3Config};
 use std::time::Duration;
 
 /// Reads settings from any source of name/value pairs.
@@ -19,6 +19,7 @@ use std::time::Duration;
 /// | `S3E_NODE_ID` | this instance's id (give each its own) | required by [`Settings::election`] |
 /// | `S3E_PREFIX` | key prefix, ending in `/` | none |
 /// | `S3E_LEASE_MS` | lease | 15000 |
+/// | `S3E_LONGEST_LEASE_MS` | the longest lease any node of the election uses (set it on every node while leases differ) | `S3E_LEASE_MS` |
 pub struct Settings<F: Fn(&str) -> Option<String>> {
     get: F,
 }
@@ -74,6 +75,18 @@ impl<F: Fn(&str) -> Option<String>> Settings<F> {
             e = e.with_lease(Duration::from_millis(ms));
         }
         Ok(e)
+    }
+
+    /// The options of [`crate::Election::open_with`] (`S3E_LONGEST_LEASE_MS`).
+    pub fn options(&self) -> Result<Options, String> {
+        let longest_lease_ms = match self.value("S3E_LONGEST_LEASE_MS") {
+            Some(v) => Some(
+                v.parse()
+                    .map_err(|_| format!("S3E_LONGEST_LEASE_MS is not a number: {v}"))?,
+            ),
+            None => None,
+        };
+        Ok(Options { longest_lease_ms })
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -132,5 +145,14 @@ mod tests {
             ("S3E_LEASE_MS", "soon"),
         ]);
         assert!(s.election().err().unwrap().contains("S3E_LEASE_MS"));
+    }
+
+    #[test]
+    fn the_longest_lease_is_an_option() {
+        assert_eq!(settings(&[]).options().unwrap().longest_lease_ms, None);
+        let s = settings(&[("S3E_LONGEST_LEASE_MS", "60000")]);
+        assert_eq!(s.options().unwrap().longest_lease_ms, Some(60_000));
+        let s = settings(&[("S3E_LONGEST_LEASE_MS", "a minute")]);
+        assert!(s.options().unwrap_err().contains("S3E_LONGEST_LEASE_MS"));
     }
 }
