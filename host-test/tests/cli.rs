@@ -221,6 +221,27 @@ fn every_subcommand_has_help_with_examples_and_the_version_is_shown() {
     assert!(String::from_utf8_lossy(&version.stdout).starts_with("host-test "));
 }
 
+/// The command the README and `host-test probe --help` show, run as written against a real
+/// store (its default election name was once reserved, and it failed).
+#[test]
+fn the_documented_probe_command_passes_on_a_real_store() {
+    let m = Ministack::start().expect("ministack");
+    let s = &m.store;
+    let bucket = "my-bucket";
+    s.create_bucket(bucket).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_host-test"))
+        .args(["probe", "--bucket", bucket])
+        .env("AWS_ENDPOINT_URL_S3", &s.endpoint)
+        .env("AWS_REGION", &s.region)
+        .env("AWS_ACCESS_KEY_ID", &s.credentials.access_key_id)
+        .env("AWS_SECRET_ACCESS_KEY", &s.credentials.secret_access_key)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("honours conditional writes"), "{text}");
+}
+
 #[test]
 fn a_typo_or_a_bad_value_is_refused_with_a_suggestion() {
     let out = host_test(&[

@@ -20,6 +20,9 @@ pub struct ProbeArgs {
     /// Key prefix for the probe's scratch object.
     #[arg(long, default_value = "")]
     prefix: String,
+    /// The election whose keys the scratch object goes under (`<prefix><election>/probe/`).
+    #[arg(long, default_value = "store-check")]
+    election: String,
     #[command(flatten)]
     component: ComponentArg,
 }
@@ -28,7 +31,7 @@ pub async fn probe(args: ProbeArgs) -> Result<()> {
     let (store, bucket, _ministack) =
         store_or_ministack(&args.store, args.bucket.as_deref(), "s3-election-probe")?;
     let runtime = Runtime::load(&args.component.path())?;
-    let e = election_config("probe", "host-test", &args.prefix);
+    let e = election_config(&args.election, "host-test", &args.prefix);
     let answer = runtime
         .probe_store(
             &store.s3_config(&bucket),
