@@ -254,6 +254,15 @@ impl Election {
     /// Stop leading now and release the lease; afterwards this elector only observes.
     pub fn resign(&mut self) -> Result<&Status, Error> {
         let answer = self.elector.resign();
+        self.validity.lose();
+        self.note(answer)
+    }
+
+    /// Resign and delete this node's member object (quorum elections). Like every call that
+    /// ends leadership, it ends [`Election::is_leader_now`] at once, whatever it answers.
+    pub fn leave(&mut self) -> Result<&Status, Error> {
+        let answer = self.elector.leave();
+        self.validity.lose();
         self.note(answer)
     }
 
@@ -299,8 +308,9 @@ impl Election {
         self.last.as_ref()
     }
 
-    /// The elector, for the calls this helper does not wrap (`leave`, `query-leader`,
-    /// `set-credentials`, `status`).
+    /// The elector, for the calls this helper does not wrap (`query-leader`,
+    /// `set-credentials`, `status`). Call `tick`, `resign` and `leave` through the helper: a
+    /// call past it leaves [`Election::is_leader_now`] to the last answer the helper saw.
     pub fn elector(&self) -> &Elector {
         &self.elector
     }
